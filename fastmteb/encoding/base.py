@@ -1,0 +1,43 @@
+"""The encoding contract shared by the text pool, the runner and the model wrappers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Hashable, Mapping, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from fastmteb.tasks.base import PromptType
+
+
+@dataclass(frozen=True)
+class EncodeContext:
+    """Why a text is embedded: mteb resolves prompts and instructions from exactly these fields."""
+
+    task_name: str
+    task_type: str
+    prompt_type: PromptType | None = None
+    hf_split: str = "test"
+    hf_subset: str = "default"
+    task_prompt: str | Mapping[str, str] | None = None
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """What the text pool needs from a model wrapper.
+
+    Two texts are encoded once when ``group_key`` of their contexts is equal and the strings are
+    equal. For a torch model this key is the resolved prompt string, so the same sentence asked for
+    by STS12 and SICK-R is embedded once; an opaque mteb-protocol model gets a key with the task's
+    name, split, subset and prompt type, since it may embed differently per task.
+    """
+
+    name: str
+    revision: str
+    fingerprint: str  # stable across processes: model identity, weights, dtype, pooling, max length
+
+    def group_key(self, ctx: EncodeContext) -> Hashable: ...
+
+    def encode(self, texts: Sequence[str], ctx: EncodeContext, *, progress: bool = False) -> np.ndarray:
+        """float32 [len(texts), dim], row i the embedding of texts[i]."""
+        ...

@@ -1,0 +1,74 @@
+"""Task metadata and the contract every task-type module follows.
+
+A task is metadata plus its type's functions (see DESIGN.md):
+
+    prepare(meta, raw, split, subset) -> Prepared     # everything that does not depend on a model
+    requests(prepared) -> dict[str, TextRequest]     # which texts must be embedded, with which prompt type
+    score(meta, prepared, embeddings) -> dict         # embeddings[name] is float32 [len(texts), dim]
+
+``raw`` is a ``RawData``: for the retrieval family the keys are "corpus", "queries", "qrels" and,
+when present, "top_ranked" and "instruction" (each a ``datasets.Dataset`` for the evaluated split);
+for every other type the keys are split names ("train", "validation", "test") with the canonical
+columns of that type (see ``fastmteb.data``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping
+
+PromptType = Literal["query", "document"]
+
+TASK_TYPES = (
+    "Retrieval",
+    "Reranking",
+    "InstructionRetrieval",
+    "Classification",
+    "MultilabelClassification",
+    "Clustering",
+    "PairClassification",
+    "STS",
+    "Summarization",
+    "BitextMining",
+)
+
+
+@dataclass(frozen=True)
+class TaskMetadata:
+    """Everything fastmteb needs to load and score one task, mirroring mteb's ``TaskMetadata``.
+
+    ``params`` holds type-specific settings with mteb's names and defaults spelled out, e.g.
+    ``samples_per_label``, ``n_experiments``, ``ignore_identical_ids``, ``min_score``/``max_score``,
+    ``max_fraction_of_documents_to_embed``, ``clustering="fast"|"legacy"``, ``max_over_subqueries``.
+    ``transform`` names a dataset transform in ``fastmteb.data.transforms`` (e.g. the stratified
+    2048-row subsample of ToxicConversations).
+    """
+
+    name: str
+    type: str
+    hf_path: str
+    hf_revision: str
+    main_score: str
+    eval_splits: tuple[str, ...] = ("test",)
+    hf_subsets: tuple[str, ...] = ("default",)
+    languages: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    multilingual: bool = False  # load_dataset(..., name=subset) per subset when True
+    prompt: str | Mapping[str, str] | None = None
+    license: str | None = None
+    local_dir: str | None = None  # folder name under a --data-dir (layout of ../shared/data)
+    transform: str | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+    reference: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.type not in TASK_TYPES:
+            raise ValueError(f"task {self.name!r}: unknown type {self.type!r}; expected one of {TASK_TYPES}")
+
+
+@dataclass(frozen=True)
+class TextRequest:
+    """Texts one task needs embedded, in the order its ``score`` expects them."""
+
+    texts: list[str]
+    prompt_type: PromptType | None = None

@@ -1,0 +1,3 @@
+"""STUB — being written (helper: small kernels)."""
+class PairSweep: ...
+def pair_sweep(scores, labels, *, higher_is_better=True): raise NotImplementedError
