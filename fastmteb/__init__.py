@@ -1,3 +1,58 @@
-"""fastmteb: mteb 2.x scores for text-embedding models, many times faster."""
+"""fastmteb: mteb 2.x scores for text-embedding models, many times faster.
+
+    import fastmteb
+    results = fastmteb.evaluate("sentence-transformers/all-MiniLM-L6-v2", benchmark="MTEB(eng, v2)")
+    fastmteb.load_results("results")      # {model: {task: TaskResult}}
+
+Importing the package is light: torch, datasets and the kernels load when first needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from fastmteb.results import TaskResult, load_results, summarize
+from fastmteb.runner import RunResults, TaskFailedError, TaskFailure, evaluate
+
+if TYPE_CHECKING:
+    from fastmteb.tasks.base import TaskMetadata
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "evaluate",
+    "get_tasks",
+    "get_task",
+    "get_benchmark",
+    "load_results",
+    "summarize",
+    "TaskResult",
+    "RunResults",
+    "TaskFailure",
+    "TaskFailedError",
+    "__version__",
+]
+
+
+def get_tasks(
+    names: Sequence[str] | None = None, *, types: Sequence[str] | None = None
+) -> list[TaskMetadata]:
+    """Metadata of the named tasks (all tasks when ``names`` is None), optionally of some types."""
+    from fastmteb.tasks.registry import get_tasks as _get_tasks
+
+    return _get_tasks(names, types=types)
+
+
+def get_task(name: str) -> TaskMetadata:
+    """Metadata of one task; unknown names raise ``UnknownTaskError`` listing close matches."""
+    from fastmteb.tasks.registry import get_task as _get_task
+
+    return _get_task(name)
+
+
+def get_benchmark(name: str) -> list[TaskMetadata]:
+    """Tasks of a benchmark: "MTEB(eng, v2)" (alias "MTEB(eng)") or the bundled "fastmteb-mini"."""
+    from fastmteb.tasks.registry import get_benchmark as _get_benchmark
+
+    return _get_benchmark(name)

@@ -1,0 +1,316 @@
+"""Command line: ``fastmteb run | tasks | results | bench`` (also ``python -m fastmteb``).
+
+    fastmteb run                   # bundled model on the bundled "fastmteb-mini" -> ./results
+    fastmteb run -m sentence-transformers/all-MiniLM-L6-v2 -b "MTEB(eng, v2)" --output-folder out
+    fastmteb run -m MODEL -t STS12 -t SciFact --data-dir ../shared/data
+    fastmteb tasks -b "MTEB(eng, v2)" --type Retrieval
+    fastmteb results results/ other_results/ --json
+
+Exit status: 0 on success, 1 when a task failed (the others are written), 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from fastmteb.tasks.base import TaskMetadata
+
+DEFAULT_BENCHMARK = "fastmteb-mini"
+EXIT_OK, EXIT_TASK_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _console(stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    console = Console(stderr=stderr)
+    if (
+        not console.is_terminal
+    ):  # piped or captured: rich assumes 80 columns and would cut task names
+        console = Console(stderr=stderr, width=max(console.width, 200))
+    return console
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    from fastmteb import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="fastmteb", description="mteb 2.x scores, many times faster."
+    )
+    parser.add_argument("--version", action="version", version=f"fastmteb {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser(
+        "run",
+        help="evaluate a model; one mteb result file per task",
+        description="Without -t/-b: the benchmark 'fastmteb-mini' (bundled data).",
+    )
+    run.add_argument(
+        "-m",
+        "--model",
+        default=None,
+        help="model name or path (default: the bundled all-MiniLM-L6-v2)",
+    )
+    run.add_argument(
+        "-t",
+        "--task",
+        dest="tasks",
+        action="extend",
+        nargs="+",
+        default=None,
+        metavar="TASK",
+        help="task name (repeatable)",
+    )
+    run.add_argument("-b", "--benchmark", default=None, help='benchmark name, e.g. "MTEB(eng, v2)"')
+    run.add_argument(
+        "--output-folder", default="results", help="where result files go (default: ./results)"
+    )
+    run.add_argument(
+        "--data-dir",
+        default=None,
+        help="local data folder (layout of shared/data) instead of the hub",
+    )
+    run.add_argument(
+        "--device", default=None, help="cuda, cuda:1, cpu... (default: cuda if available)"
+    )
+    run.add_argument("--dtype", default="auto", help="auto | float32 | float16 | bfloat16")
+    run.add_argument(
+        "--batch-tokens", type=int, default=16384, help="token budget of one batch (default 16384)"
+    )
+    run.add_argument("--cache-dir", default=None, help="embedding cache folder (default: no cache)")
+    run.add_argument(
+        "--overwrite", action="store_true", help="evaluate again tasks that already have results"
+    )
+    run.add_argument(
+        "--trust-remote-code", action="store_true", help="allow the model's own code (HF)"
+    )
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress bars or log lines")
+
+    tasks = sub.add_parser("tasks", help="list the supported tasks")
+    tasks.add_argument("-b", "--benchmark", default=None, help="only the tasks of this benchmark")
+    tasks.add_argument(
+        "--type",
+        dest="types",
+        action="extend",
+        nargs="+",
+        default=None,
+        metavar="TYPE",
+        help="only tasks of this type (repeatable)",
+    )
+
+    results = sub.add_parser("results", help="tables of result folders, models side by side")
+    results.add_argument(
+        "dirs", nargs="+", metavar="DIR", help="output folder(s), model or revision folder(s)"
+    )
+    results.add_argument(
+        "-b",
+        "--benchmark",
+        default=None,
+        help="score over this benchmark's tasks (missing tasks make the means empty)",
+    )
+    results.add_argument("--json", action="store_true", help="machine-readable output")
+
+    sub.add_parser("bench", help="encoding benchmark (not in this release)")
+    return parser
+
+
+# ---------------------------------------------------------------------------------------------
+# run
+
+
+def _configure_logging(quiet: bool) -> None:
+    """fastmteb's own log lines (resume, failures) on stderr; other libraries are left alone."""
+    log = logging.getLogger("fastmteb")
+    log.setLevel(logging.WARNING if quiet else logging.INFO)
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("fastmteb: %(message)s"))
+        log.addHandler(handler)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from fastmteb.results import compare, comparison_tables
+    from fastmteb.runner import evaluate
+
+    _configure_logging(args.quiet)
+    benchmark = args.benchmark
+    if benchmark is None and not args.tasks:
+        benchmark = DEFAULT_BENCHMARK
+    run = evaluate(
+        args.model,
+        args.tasks,
+        benchmark=benchmark,
+        output_folder=args.output_folder,
+        data_dir=args.data_dir,
+        device=args.device,
+        dtype=args.dtype,
+        batch_tokens=args.batch_tokens,
+        cache_dir=args.cache_dir,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+        trust_remote_code=args.trust_remote_code,
+        raise_error=False,
+    )
+    console = _console()
+    if run:
+        label = run.output_dir.parent.name.replace("__", "/") if run.output_dir else "model"
+        summaries = compare(
+            {label: {r.task_name: r for r in run}}, tasks=[r.task_name for r in run]
+        )
+        for table in comparison_tables(summaries):
+            console.print(table)
+        console.print(
+            f"{len(run) - len(run.skipped)} task(s) evaluated, "
+            f"{len(run.skipped)} read from earlier runs"
+        )
+    if run and run.output_dir is not None:
+        console.print(f"result files: {run.output_dir}")
+    if run.failures:
+        err = _console(stderr=True)
+        err.print(f"[bold red]{len(run.failures)} task(s) failed:[/]")
+        for failure in run.failures:
+            err.print(
+                f"  [red]{failure.task_name}[/] ({failure.phase}): {failure.error}",
+                markup=True,
+                highlight=False,
+            )
+        return EXIT_TASK_FAILED
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------
+# tasks
+
+
+def _task_size(meta: TaskMetadata) -> str:
+    """Number of evaluated samples, when the registry knows it."""
+    for key in ("n_samples", "size", "num_samples"):
+        value = getattr(meta, key, None)
+        if value is None:
+            value = meta.params.get(key)
+        if value is not None:
+            if isinstance(value, dict):
+                value = sum(v for v in value.values() if isinstance(v, (int, float)))
+            return f"{value:,}" if isinstance(value, (int, float)) else str(value)
+    return ""
+
+
+def _is_bundled(meta: TaskMetadata) -> bool:
+    """True when the package ships the data of every evaluated subset (no download needed)."""
+    try:
+        from fastmteb.data.loading import bundled_source
+    except ImportError:
+        return False
+    return all(bundled_source(meta, subset) is not None for subset in meta.hf_subsets)
+
+
+def _cmd_tasks(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    import fastmteb
+
+    metas = fastmteb.get_benchmark(args.benchmark) if args.benchmark else fastmteb.get_tasks()
+    if args.types:
+        from fastmteb.tasks.base import TASK_TYPES
+
+        known = {t.lower(): t for t in TASK_TYPES}
+        unknown = [t for t in args.types if t.lower() not in known]
+        if unknown:
+            raise ValueError(
+                f"--type {', '.join(unknown)}: unknown task type; "
+                f"choose from {', '.join(TASK_TYPES)}"
+            )
+        wanted = {known[t.lower()] for t in args.types}
+        metas = [m for m in metas if m.type in wanted]
+    title = f"{len(metas)} task(s)" + (f" in {args.benchmark}" if args.benchmark else "")
+    rows = [
+        (m.name, m.type, _task_size(m), m.license or "", "yes" if _is_bundled(m) else "")
+        for m in metas
+    ]
+    columns = ["name", "type", "size", "license", "bundled"]
+    if not any(row[2] for row in rows):  # the registry knows no sizes: no empty column
+        columns.remove("size")
+        rows = [(*row[:2], *row[3:]) for row in rows]
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, justify="right" if column == "size" else "left", no_wrap=True)
+    for row in rows:
+        table.add_row(*row)
+    _console().print(table)
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------
+# results
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN/inf are not JSON; machine output writes them as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _cmd_results(args: argparse.Namespace) -> int:
+    from fastmteb.results import compare, comparison_tables, load_results
+
+    by_model = load_results(*args.dirs)
+    if not by_model:
+        _console(stderr=True).print(f"no result files under {', '.join(args.dirs)}")
+        return EXIT_BAD_INPUT
+    tasks = None
+    if args.benchmark:
+        import fastmteb
+
+        tasks = fastmteb.get_benchmark(args.benchmark)
+    summaries = compare(by_model, tasks)
+    if args.json:
+        print(
+            json.dumps(_json_safe({model: s.to_dict() for model, s in summaries.items()}), indent=2)
+        )
+        return EXIT_OK
+    console = _console()
+    for table in comparison_tables(
+        summaries, title=f"Scores per task (x100){' — ' + args.benchmark if args.benchmark else ''}"
+    ):
+        console.print(table)
+    return EXIT_OK
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    _console(stderr=True).print(
+        "fastmteb bench: not in this release; see issue: encoding benchmark"
+    )
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``fastmteb`` console script; returns the exit status."""
+    args = _build_parser().parse_args(argv)
+    command = {"run": _cmd_run, "tasks": _cmd_tasks, "results": _cmd_results, "bench": _cmd_bench}[
+        args.command
+    ]
+    try:
+        return command(args)
+    except (ValueError, FileNotFoundError) as e:  # bad input: a clear message, no traceback
+        _console(stderr=True).print(f"[bold red]error:[/] {e}", highlight=False)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,643 @@
+"""Run tasks end to end: load and prepare every task, encode every text once, score, write results.
+
+One run (DESIGN.md "Data flow")::
+
+    resolve tasks ─▶ skip finished ones ─▶ load + prepare each task (raw data dropped once prepared)
+      ─▶ one TextPool gets every task's requests ─▶ pool.embeddings() (encode once)
+      ─▶ score each task ─▶ write {output}/{org}__{model}/{revision}/{Task}.json atomically
+
+A task that fails (bad data, a scorer error) is recorded and the others go on; nothing is written
+for it. Finished tasks are skipped on a rerun unless ``overwrite=True``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import traceback
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from fastmteb.results import (
+    MTEB_COMPAT_VERSION,
+    ResultFileError,
+    TaskResult,
+    model_result_dir,
+    to_builtin,
+    update_run_settings,
+    write_model_meta,
+)
+
+if TYPE_CHECKING:
+    from fastmteb.encoding.base import Encoder
+    from fastmteb.tasks.base import TaskMetadata
+
+logger = logging.getLogger("fastmteb")
+
+__all__ = ["evaluate", "resolve_tasks", "RunResults", "TaskFailure", "TaskFailedError"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The parts other modules own, looked up at call time (importing fastmteb stays light, and tests
+# substitute them).
+
+
+def _get_task(name: str) -> TaskMetadata:
+    from fastmteb.tasks.registry import get_task
+
+    return get_task(name)
+
+
+def _get_benchmark(name: str) -> list[TaskMetadata]:
+    from fastmteb.tasks.registry import get_benchmark
+
+    return get_benchmark(name)
+
+
+def _get_task_type(type_name: str) -> Any:
+    from fastmteb.tasks.types import get_task_type
+
+    return get_task_type(type_name)
+
+
+def _load_raw(
+    meta: TaskMetadata, subset: str, split: str, data_dir: str | os.PathLike[str] | None
+) -> Any:
+    from fastmteb.data.loading import load_raw
+
+    return load_raw(meta, subset, split, data_dir=data_dir)
+
+
+def _load_encoder(model: Any, **kwargs: Any) -> Encoder:
+    from fastmteb.encoding import load_encoder
+
+    return load_encoder(model, **kwargs)
+
+
+def _make_pool(encoder: Encoder, cache_dir: str | os.PathLike[str] | None, progress: bool) -> Any:
+    from fastmteb.encoding import TextPool
+
+    return TextPool(encoder, cache_dir=cache_dir, progress=progress)
+
+
+def _encode_context(**kwargs: Any) -> Any:
+    from fastmteb.encoding.base import EncodeContext
+
+    return EncodeContext(**kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Outcome of a run
+
+
+@dataclass
+class TaskFailure:
+    """Why a task produced no result: the phase ("load", "prepare", "requests", "score", "write")
+    and the error, as ``"ErrorType: message"``."""
+
+    task_name: str
+    phase: str
+    error: str
+    traceback: str = field(default="", repr=False)
+    exception: BaseException | None = field(default=None, repr=False, compare=False)
+
+    def __str__(self) -> str:
+        return f"{self.task_name} ({self.phase}): {self.error}"
+
+
+class RunResults(list):
+    """``list[TaskResult]`` in task order (new and resumed), plus what went wrong.
+
+    ``failures``: one ``TaskFailure`` per task without a result; ``skipped``: tasks read back
+    from existing files (resume); ``output_dir``: the model's revision folder.
+    """
+
+    def __init__(
+        self,
+        results: Iterable[TaskResult] = (),
+        *,
+        failures: Sequence[TaskFailure] = (),
+        skipped: Sequence[str] = (),
+        output_dir: Path | None = None,
+    ) -> None:
+        super().__init__(results)
+        self.failures = list(failures)
+        self.skipped = list(skipped)
+        self.output_dir = output_dir
+
+
+class TaskFailedError(RuntimeError):
+    """Raised at the end of ``evaluate(raise_error=True)`` when some tasks failed; the others
+    were written. ``.results`` holds the ``RunResults``; with one failure, ``__cause__`` is it."""
+
+    def __init__(self, results: RunResults) -> None:
+        self.results = results
+        lines = "\n".join(f"  - {f}" for f in results.failures)
+        super().__init__(
+            f"{len(results.failures)} task(s) failed (the others were written):\n{lines}"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Task resolution
+
+
+def resolve_tasks(
+    tasks: str | TaskMetadata | Iterable[str | TaskMetadata] | None = None,
+    benchmark: str | None = None,
+) -> list[TaskMetadata]:
+    """Task names / ``TaskMetadata`` / a benchmark name -> metadata list, first occurrence order.
+
+    Unknown names raise the registry's ``UnknownTaskError`` (a ValueError listing close matches)
+    before any work starts.
+    """
+    from fastmteb.tasks.base import TaskMetadata
+
+    requested: list[TaskMetadata] = []
+    if benchmark is not None:
+        requested.extend(_get_benchmark(benchmark))
+    if tasks is not None:
+        items = [tasks] if isinstance(tasks, (str, TaskMetadata)) else list(tasks)
+        for item in items:
+            if isinstance(item, TaskMetadata):
+                requested.append(item)
+            elif isinstance(item, str):
+                requested.append(_get_task(item))
+            else:
+                raise TypeError(
+                    f"tasks: expected task names or TaskMetadata, "
+                    f"got {type(item).__name__}: {item!r}"
+                )
+    unique: dict[str, TaskMetadata] = {}
+    for meta in requested:
+        unique.setdefault(meta.name, meta)
+    return list(unique.values())
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-task state
+
+
+class _Clock:
+    """Phase records on one timeline: seconds since the run started (mteb's ``PhaseTiming``)."""
+
+    def __init__(self) -> None:
+        self.origin = time.monotonic()
+
+    def now(self) -> float:
+        return time.monotonic() - self.origin
+
+    @staticmethod
+    def phase(
+        name: str, start: float, end: float, split: str = "", subset: str = ""
+    ) -> dict[str, Any]:
+        return {"name": name, "start": start, "end": end, "split": split, "subset": subset}
+
+
+@dataclass
+class _Unit:
+    """One (split, subset) of a task: its prepared data and where its texts sit in the pool."""
+
+    split: str
+    subset: str
+    prepared: Any
+    requests: dict[str, Any] | None
+    indices: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass
+class _Task:
+    meta: TaskMetadata
+    task_type: Any
+    units: list[_Unit]
+    phases: list[dict[str, Any]]
+    own_seconds: float  # loading, preparing and scoring this task
+    n_texts: int = 0  # texts requested (the task's share of the shared encoding time)
+    earlier: TaskResult | None = (
+        None  # a result with some of the (split, subset) pairs already done
+    )
+
+
+class _TaskError(Exception):
+    """A failure inside one task's phase; carries the phase name."""
+
+    def __init__(self, phase: str, cause: BaseException) -> None:
+        super().__init__(phase)
+        self.phase = phase
+        self.cause = cause
+
+
+def _run_phase(phase: str, fn: Any, *args: Any) -> Any:
+    try:
+        return fn(*args)
+    except Exception as e:  # noqa: BLE001 - recorded per task, the run goes on
+        raise _TaskError(phase, e) from e
+
+
+def _check_requests(meta: TaskMetadata, split: str, subset: str, requests: Any) -> dict[str, Any]:
+    where = f"task {meta.name!r} (split {split!r}, subset {subset!r})"
+    if not isinstance(requests, Mapping):
+        raise TypeError(
+            f"{where}: requests() must return a dict name -> TextRequest, "
+            f"got {type(requests).__name__}"
+        )
+    for name, request in requests.items():
+        texts = getattr(request, "texts", None)
+        if not isinstance(texts, list):
+            raise ValueError(
+                f"{where}: request {name!r} must be a TextRequest with a list of texts"
+            )
+        for row, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise ValueError(
+                    f"{where}: request {name!r}, row {row}: text must be a string, "
+                    f"got {type(text).__name__} "
+                    f"({text!r}); fix or drop that row in the data"
+                )
+    return dict(requests)
+
+
+def _load_task(
+    meta: TaskMetadata, todo: Sequence[tuple[str, str]], data_dir: Any, clock: _Clock
+) -> _Task:
+    """Load and prepare the (split, subset) pairs in ``todo``; raw rows go once prepared."""
+    start = clock.now()
+    task_type = _run_phase("load", _get_task_type, meta.type)
+    units: list[_Unit] = []
+    phases: list[dict[str, Any]] = []
+    for split, subset in todo:
+        t0 = clock.now()
+        raw = _run_phase("load", _load_raw, meta, subset, split, data_dir)
+        t1 = clock.now()
+        prepared = _run_phase("prepare", task_type.prepare, meta, raw, split, subset)
+        del raw
+        requests = _run_phase("requests", task_type.requests, prepared)
+        requests = _run_phase("requests", _check_requests, meta, split, subset, requests)
+        t2 = clock.now()
+        phases.append(clock.phase("Data loading", t0, t1, split, subset))
+        phases.append(clock.phase("Preparing", t1, t2, split, subset))
+        units.append(_Unit(split, subset, prepared, requests))
+    return _Task(meta, task_type, units, phases, own_seconds=clock.now() - start)
+
+
+def _add_to_pool(task: _Task, pool: Any) -> None:
+    """Give the pool every text of the task; keep only the index arrays."""
+    meta = task.meta
+    for unit in task.units:
+        assert unit.requests is not None
+        for name, request in unit.requests.items():
+            ctx = _encode_context(
+                task_name=meta.name,
+                task_type=meta.type,
+                prompt_type=request.prompt_type,
+                hf_split=unit.split,
+                hf_subset=unit.subset,
+                task_prompt=meta.prompt,
+            )
+            unit.indices[name] = np.asarray(pool.add(request.texts, ctx), dtype=np.int64)
+            task.n_texts += len(request.texts)
+        unit.requests = None
+
+
+def _subset_languages(meta: TaskMetadata, subset: str) -> list[str]:
+    """mteb's ``hf_subsets_to_langscripts[subset]``, or every language of the task if absent."""
+    if subset in meta.languages:
+        return list(meta.languages[subset])
+    merged: dict[str, None] = {}
+    for langs in meta.languages.values():
+        merged.update(dict.fromkeys(langs))
+    return list(merged)
+
+
+def _score_unit(task: _Task, unit: _Unit, embeddings: np.ndarray) -> dict[str, Any]:
+    meta = task.meta
+    per_request = {name: embeddings[idx] for name, idx in unit.indices.items()}
+    scores = task.task_type.score(meta, unit.prepared, per_request)
+    where = f"task {meta.name!r} (split {unit.split!r}, subset {unit.subset!r})"
+    if not isinstance(scores, Mapping):
+        raise TypeError(
+            f"{where}: score() must return a dict of metrics, got {type(scores).__name__}"
+        )
+    if meta.main_score not in scores:
+        raise KeyError(
+            f"{where}: main score {meta.main_score!r} is not among the computed metrics "
+            f"{sorted(scores)[:12]}; fix TaskMetadata.main_score"
+        )
+    entry = to_builtin(dict(scores))
+    entry["main_score"] = entry[meta.main_score]
+    entry["hf_subset"] = unit.subset
+    entry["languages"] = _subset_languages(meta, unit.subset)
+    entry["mteb_version"] = MTEB_COMPAT_VERSION
+    return entry
+
+
+def _score_task(
+    task: _Task,
+    embeddings: np.ndarray,
+    clock: _Clock,
+    encode_phase: dict[str, Any],
+    encode_share: float,
+) -> TaskResult:
+    start = clock.now()
+    new_entries: dict[tuple[str, str], dict[str, Any]] = {}
+    phases = [*task.phases, encode_phase]
+    for unit in task.units:
+        t0 = clock.now()
+        new_entries[(unit.split, unit.subset)] = _run_phase(
+            "score", _score_unit, task, unit, embeddings
+        )
+        phases.append(clock.phase("Scoring", t0, clock.now(), unit.split, unit.subset))
+    seconds = task.own_seconds + (clock.now() - start) + encode_share
+    earlier = task.earlier
+    if earlier is not None:
+        seconds += earlier.evaluation_time or 0.0
+        phases = [*(earlier.evaluation_phases or []), *phases]
+    result = TaskResult(
+        dataset_revision=task.meta.hf_revision,
+        task_name=task.meta.name,
+        mteb_version=MTEB_COMPAT_VERSION,
+        scores=_merge_scores(task.meta, earlier, new_entries),
+        evaluation_time=seconds,
+        date=time.time(),
+        evaluation_phases=phases,
+        task_type=task.meta.type,
+    )
+    # Hand back what the file holds, so that a resumed run returns the values of a fresh one.
+    result.scores = result.to_dict(rounded=True)["scores"]
+    return result
+
+
+def _merge_scores(
+    meta: TaskMetadata,
+    earlier: TaskResult | None,
+    new_entries: Mapping[tuple[str, str], dict[str, Any]],
+) -> dict[str, list[dict[str, Any]]]:
+    """New entries plus the earlier ones not recomputed; splits and subsets in metadata order."""
+    entries: dict[tuple[str, str], dict[str, Any]] = {}
+    if earlier is not None:
+        for split, split_entries in earlier.scores.items():
+            for entry in split_entries:
+                entries[(split, entry["hf_subset"])] = entry
+    entries.update(new_entries)
+    split_order = list(dict.fromkeys([*meta.eval_splits, *(split for split, _ in entries)]))
+    subset_order = list(dict.fromkeys([*meta.hf_subsets, *(subset for _, subset in entries)]))
+    scores: dict[str, list[dict[str, Any]]] = {}
+    for split in split_order:
+        split_entries = [entries[(split, s)] for s in subset_order if (split, s) in entries]
+        if split_entries:
+            scores[split] = split_entries
+    return scores
+
+
+def _existing_result(
+    path: Path, meta: TaskMetadata, overwrite: bool
+) -> tuple[TaskResult | None, list[tuple[str, str]]]:
+    """(result to build on, (split, subset) pairs still to evaluate) for the file at ``path``.
+
+    A file for another dataset revision, or one that cannot be read, is evaluated again in full.
+    """
+    todo = [(split, subset) for split in meta.eval_splits for subset in meta.hf_subsets]
+    if overwrite or not path.exists():
+        return None, todo
+    try:
+        result = TaskResult.from_disk(path)
+    except (ResultFileError, OSError) as e:
+        logger.warning(
+            "%s: existing result %s is unreadable (%s); evaluating again", meta.name, path, e
+        )
+        return None, todo
+    if result.task_name != meta.name or result.dataset_revision != meta.hf_revision:
+        logger.warning(
+            "%s: existing result %s is for another task or dataset revision; evaluating again",
+            meta.name,
+            path,
+        )
+        return None, todo
+    result.task_type = meta.type
+    missing = [(split, subset) for split, subset in todo if not result.covers([split], [subset])]
+    if missing:
+        logger.info(
+            "%s: %d of %d split/subset pairs missing in %s; evaluating those",
+            meta.name,
+            len(missing),
+            len(todo),
+            path,
+        )
+    return result, missing
+
+
+def _failure(name: str, phase: str, exc: BaseException) -> TaskFailure:
+    message = str(exc)
+    if not message:
+        frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+        message = (
+            f"(no message) raised in {frame.name} at {frame.filename}:{frame.lineno}"
+            if frame
+            else "(no message)"
+        )
+    if name not in message:
+        message = f"task {name!r}: {message}"
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    logger.error("%s failed while %s: %s: %s", name, phase, type(exc).__name__, message)
+    return TaskFailure(name, phase, f"{type(exc).__name__}: {message}", tb, exc)
+
+
+def _is_encoder(model: Any) -> bool:
+    return not isinstance(model, str) and all(
+        hasattr(model, attr) for attr in ("name", "revision", "fingerprint", "group_key", "encode")
+    )
+
+
+def _progress(iterable: Sequence[Any], desc: str, enabled: bool) -> Any:
+    if not enabled:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=desc, unit="task", leave=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# The entry point
+
+
+def evaluate(
+    model: Any = None,
+    tasks: str | TaskMetadata | Iterable[str | TaskMetadata] | None = None,
+    *,
+    benchmark: str | None = None,
+    output_folder: str | os.PathLike[str] = "results",
+    data_dir: str | os.PathLike[str] | None = None,
+    device: str | None = None,
+    dtype: str = "auto",
+    batch_tokens: int = 16384,
+    cache_dir: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    prompts: Mapping[str, str] | None = None,
+    trust_remote_code: bool = False,
+    raise_error: bool = True,
+) -> RunResults:
+    """Evaluate ``model`` on ``tasks`` and/or ``benchmark``; write one mteb result file per task.
+
+    ``model``: None (bundled all-MiniLM-L6-v2), a name or path, a model object, a callable
+    ``texts -> array``, or a ready ``Encoder``. Every text of every task goes into one
+    ``TextPool`` and is encoded once. Results go to
+    ``{output_folder}/{org}__{model}/{revision}/{Task}.json`` (mteb's layout and schema); a task
+    with a complete file there is read back instead of evaluated, unless ``overwrite``.
+
+    ``evaluation_time`` of a task = its loading + preparing + scoring time + its share of the shared
+    encoding time (share = texts it requested / texts all tasks requested).
+
+    A task that fails is recorded in ``RunResults.failures`` and writes nothing; the other tasks
+    go on. With ``raise_error`` (default) a ``TaskFailedError`` is raised at the end if any failed.
+    Unknown task names raise before any work starts.
+    """
+    metas = resolve_tasks(tasks, benchmark)
+    if not metas:
+        raise ValueError("no tasks to evaluate: pass tasks=[names] or benchmark=NAME")
+    encoder = (
+        model
+        if _is_encoder(model)
+        else _load_encoder(
+            model,
+            device=device,
+            dtype=dtype,
+            prompts=prompts,
+            trust_remote_code=trust_remote_code,
+            batch_tokens=batch_tokens,
+        )
+    )
+    clock = _Clock()  # phases are timed from here: loading the model is not part of any task
+    out_dir = model_result_dir(output_folder, encoder.name, encoder.revision)
+    outcome = _Outcome()
+    pending = _plan(metas, out_dir, overwrite, outcome)
+    if pending:
+        pool = _make_pool(encoder, cache_dir, progress)
+        loaded = _load_all(pending, pool, data_dir, clock, progress, outcome)
+        if loaded:
+            t0 = clock.now()
+            embeddings = np.asarray(pool.embeddings())
+            encode_phase = clock.phase("Encoding", t0, clock.now())
+            del pool
+            settings = {
+                "device": device,
+                "dtype": dtype,
+                "batch_tokens": batch_tokens,
+                "encoder_fingerprint": getattr(encoder, "fingerprint", None),
+            }
+            _score_and_write(
+                loaded,
+                embeddings,
+                encode_phase,
+                encoder,
+                out_dir,
+                settings,
+                clock,
+                progress,
+                outcome,
+            )
+
+    order = {meta.name: i for i, meta in enumerate(metas)}
+    run = RunResults(
+        (outcome.results[m.name] for m in metas if m.name in outcome.results),
+        failures=sorted(outcome.failures, key=lambda f: order[f.task_name]),
+        skipped=outcome.skipped,
+        output_dir=out_dir,
+    )
+    if run.failures and raise_error:
+        error = TaskFailedError(run)
+        if len(run.failures) == 1 and run.failures[0].exception is not None:
+            raise error from run.failures[0].exception
+        raise error
+    return run
+
+
+@dataclass
+class _Outcome:
+    results: dict[str, TaskResult] = field(default_factory=dict)
+    failures: list[TaskFailure] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def _plan(
+    metas: Sequence[TaskMetadata], out_dir: Path, overwrite: bool, outcome: _Outcome
+) -> list[tuple[TaskMetadata, TaskResult | None, list[tuple[str, str]]]]:
+    """Read back finished tasks; the others with their earlier result and missing pairs."""
+    pending = []
+    for meta in metas:
+        earlier, todo = _existing_result(out_dir / f"{meta.name}.json", meta, overwrite)
+        if earlier is not None and not todo:
+            outcome.results[meta.name] = earlier
+            outcome.skipped.append(meta.name)
+        else:
+            pending.append((meta, earlier, todo))
+    if outcome.skipped:
+        logger.info("resuming: %d finished task(s) read from %s", len(outcome.skipped), out_dir)
+    return pending
+
+
+def _load_all(
+    pending: Sequence[tuple[TaskMetadata, TaskResult | None, list[tuple[str, str]]]],
+    pool: Any,
+    data_dir: Any,
+    clock: _Clock,
+    progress: bool,
+    outcome: _Outcome,
+) -> list[_Task]:
+    """Load and prepare every pending task and add its texts to the pool; failures are recorded."""
+    loaded = []
+    for meta, earlier, todo in _progress(pending, "Loading tasks", progress):
+        try:
+            task = _load_task(meta, todo, data_dir, clock)
+            _run_phase("requests", _add_to_pool, task, pool)
+        except _TaskError as e:
+            outcome.failures.append(_failure(meta.name, e.phase, e.cause))
+            continue
+        task.earlier = earlier
+        loaded.append(task)
+    return loaded
+
+
+def _score_and_write(
+    loaded: Sequence[_Task],
+    embeddings: np.ndarray,
+    encode_phase: dict[str, Any],
+    encoder: Encoder,
+    out_dir: Path,
+    settings: Mapping[str, Any],
+    clock: _Clock,
+    progress: bool,
+    outcome: _Outcome,
+) -> None:
+    """Score each task and write its file (plus model_meta.json and run_settings.jsonl)."""
+    encode_seconds = encode_phase["end"] - encode_phase["start"]
+    total_texts = sum(task.n_texts for task in loaded) or 1
+    meta_written = False
+    for task in _progress(loaded, "Scoring tasks", progress):
+        name = task.meta.name
+        share = encode_seconds * task.n_texts / total_texts
+        try:
+            result = _score_task(task, embeddings, clock, encode_phase, share)
+        except _TaskError as e:
+            outcome.failures.append(_failure(name, e.phase, e.cause))
+            continue
+        finally:
+            task.units = []  # free the prepared data as soon as the task is done
+        try:
+            if not meta_written:
+                embed_dim = int(embeddings.shape[1])
+                write_model_meta(
+                    out_dir, name=encoder.name, revision=encoder.revision, embed_dim=embed_dim
+                )
+                meta_written = True
+            result.to_disk(out_dir / f"{name}.json")
+            update_run_settings(out_dir, result, settings)
+        except Exception as e:  # noqa: BLE001 - e.g. a full disk: recorded, the others go on
+            outcome.failures.append(_failure(name, "write", e))
+            continue
+        outcome.results[name] = result
