@@ -8,7 +8,7 @@ Triton for CUDA tensors, Numba for CPU arrays. Plain numpy/torch references for 
 from fastmteb.kernels.bitext import BitextResult, bitext_mine
 from fastmteb.kernels.correlation import pearson, spearman
 from fastmteb.kernels.pairs import PairSweep, pair_sweep
-from fastmteb.kernels.ranking import QrelsCSR, RankingMetrics, ranking_metrics
+from fastmteb.kernels.ranking import QrelsCSR, RankingMetrics, doc_tie_rank, ranking_metrics
 from fastmteb.kernels.search import topk
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "QrelsCSR",
     "RankingMetrics",
     "bitext_mine",
+    "doc_tie_rank",
     "pair_sweep",
     "pearson",
     "ranking_metrics",
