@@ -1,0 +1,125 @@
+"""Helpers shared by the task-type modules: input checks, parameters, pairwise scores, id order.
+
+Nothing here knows a task type; each function is used by at least two of them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+from sklearn.metrics.pairwise import (
+    paired_cosine_distances,
+    paired_euclidean_distances,
+    paired_manhattan_distances,
+)
+
+from fastmteb.tasks.base import TaskMetadata
+
+SEED = 42  # mteb's task seed (AbsTask(seed=42)); every sampler below starts from it
+
+
+class TaskTypeError(ValueError):
+    """Bad input to a task type: the message names the task, the field and the fix."""
+
+
+def param(meta: TaskMetadata, name: str, default: Any) -> Any:
+    """``meta.params[name]`` with mteb's class default when the task does not override it."""
+    return meta.params.get(name, default)
+
+
+def column(meta: TaskMetadata, rows: Any, name: str, what: str) -> list:
+    """A column of a ``datasets.Dataset`` (or dict of lists) as a list, or a clear error."""
+    names = rows.column_names if hasattr(rows, "column_names") else list(rows)
+    if name not in names:
+        raise TaskTypeError(
+            f"task {meta.name!r}: {what} has no column {name!r} (columns: {sorted(names)}); "
+            "the loader must return the canonical columns of its type (see fastmteb.tasks.base)"
+        )
+    return list(rows[name])
+
+
+def split_rows(meta: TaskMetadata, raw: Mapping[str, Any], split: str) -> Any:
+    """``raw[split]`` for the non-retrieval types (raw is keyed by split name)."""
+    if split not in raw:
+        raise TaskTypeError(
+            f"task {meta.name!r}: split {split!r} not in the loaded data (have {sorted(raw)}); "
+            "pass one of the task's eval_splits"
+        )
+    return raw[split]
+
+
+def embedding(
+    meta: TaskMetadata, embeddings: Mapping[str, Any], name: str, n_rows: int
+) -> np.ndarray:
+    """``embeddings[name]`` as a float32 numpy array with ``n_rows`` rows (half precision upcast).
+
+    mteb hands sklearn/scipy float32 arrays (its wrapper upcasts half precision), so every
+    non-retrieval score is computed from exactly that.
+    """
+    if name not in embeddings:
+        raise TaskTypeError(
+            f"task {meta.name!r}: embeddings has no entry {name!r} (have {sorted(embeddings)}); "
+            "pass one array per request returned by requests()"
+        )
+    array = embeddings[name]
+    if isinstance(array, torch.Tensor):
+        array = array.detach().float().cpu().numpy()
+    array = np.asarray(array)
+    if array.ndim != 2 or array.shape[0] != n_rows:
+        raise TaskTypeError(
+            f"task {meta.name!r}: embeddings[{name!r}] has shape {array.shape}, expected "
+            f"[{n_rows}, dim] (one row per text of the request, in order)"
+        )
+    return array if array.dtype == np.float32 else array.astype(np.float32)
+
+
+def torch_normalize(x: np.ndarray) -> torch.Tensor:
+    r"""Rows scaled to unit L2 norm exactly as mteb does (``torch.nn.functional.normalize``).
+
+    .. math:: \hat x = x / \max(\lVert x \rVert_2, 10^{-12})
+    """
+    return torch.nn.functional.normalize(torch.from_numpy(np.ascontiguousarray(x)), p=2, dim=1)
+
+
+def paired_scores(e1: np.ndarray, e2: np.ndarray) -> dict[str, np.ndarray]:
+    r"""The per-pair similarity vectors STS and pair classification report, as mteb computes them.
+
+    For pair i, with float32 rows :math:`x = e1_i`, :math:`y = e2_i`:
+
+    - ``similarity``: :math:`\langle \hat x, \hat y \rangle` with torch (mteb's pairwise cosine,
+      which is the model similarity of a cosine encoder — fastmteb's encoders all score by cosine);
+    - ``cosine``: :math:`1 - \tfrac12 \lVert \hat x - \hat y \rVert^2` (sklearn
+      ``paired_cosine_distances``);
+    - ``manhattan``: :math:`\lVert x - y \rVert_1` and ``euclidean``: :math:`\lVert x - y \rVert_2`
+      (sklearn paired distances: distances, lower = more similar);
+    - ``dot``: :math:`\langle x, y \rangle` (``np.dot`` row by row, as mteb; BLAS sdot).
+
+    All are float32 (sklearn keeps float32 input as float32), in the order mteb reports them.
+    """
+    similarity = (torch_normalize(e1) * torch_normalize(e2)).sum(dim=-1).numpy()
+    dot = np.asarray([np.dot(e1[i], e2[i]) for i in range(e1.shape[0])], dtype=e1.dtype)
+    return {
+        "similarity": similarity,
+        "cosine": 1 - paired_cosine_distances(e1, e2),
+        "manhattan": paired_manhattan_distances(e1, e2),
+        "euclidean": paired_euclidean_distances(e1, e2),
+        "dot": dot.reshape(e1.shape[0]),
+    }
+
+
+def string_order_rank(ids: Sequence[str]) -> np.ndarray:
+    """A unique rank per id in bytewise (= code point) string order: ``rank[i] > rank[j]`` if ids[i] > ids[j].
+
+    pytrec_eval and mteb's MRR break score ties by document id descending, so the larger rank
+    wins a tie. Repeated ids (not expected) are ranked by position.
+    """
+    ids = list(ids)
+    if not ids:
+        return np.zeros(0, dtype=np.int64)
+    # numpy's unicode sort compares code points, which is the bytewise order of UTF-8
+    order = np.argsort(np.asarray(ids, dtype=str), kind="stable")
+    rank = np.empty(len(ids), dtype=np.int64)
+    rank[order] = np.arange(len(ids), dtype=np.int64)
+    return rank
