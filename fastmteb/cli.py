@@ -118,7 +118,11 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     results.add_argument("--json", action="store_true", help="machine-readable output")
 
-    sub.add_parser("bench", help="encoding benchmark (not in this release)")
+    from fastmteb.benchmark import add_bench_arguments
+
+    add_bench_arguments(
+        sub.add_parser("bench", help="encoding throughput and peak memory across dtypes and budgets")
+    )
     return parser
 
 
@@ -290,10 +294,9 @@ def _cmd_results(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    _console(stderr=True).print(
-        "fastmteb bench: not in this release; see issue: encoding benchmark"
-    )
-    return EXIT_OK
+    from fastmteb.benchmark import run_bench
+
+    return run_bench(args)
 
 
 # ---------------------------------------------------------------------------------------------
