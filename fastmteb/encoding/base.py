@@ -41,3 +41,19 @@ class Encoder(Protocol):
     def encode(self, texts: Sequence[str], ctx: EncodeContext, *, progress: bool = False) -> np.ndarray:
         """float32 [len(texts), dim], row i the embedding of texts[i]."""
         ...
+
+
+@runtime_checkable
+class TokenizingEncoder(Encoder, Protocol):
+    """An ``Encoder`` the text pool can feed token ids (added by the encoding engine).
+
+    ``tokenize`` returns the ids of ``prompt + text`` per text (truncated, no padding);
+    ``encode_tokenized`` embeds such ids, so a pool tokenizes each distinct string once and a
+    training callback re-encodes after a weight update without re-tokenizing.
+    """
+
+    def tokenize(self, texts: Sequence[str], ctx: EncodeContext) -> list[np.ndarray]: ...
+
+    def encode_tokenized(
+        self, token_ids: Sequence[np.ndarray], ctx: EncodeContext, *, progress: bool = False, stats: Any = None
+    ) -> np.ndarray: ...

