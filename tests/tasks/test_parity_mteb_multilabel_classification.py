@@ -1,0 +1,29 @@
+"""Level-1 parity, MultilabelClassification: stateful np_rng train sampling, k-NN, lrap/f1/hamming."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import mteb_oracle as mo  # noqa: E402
+
+
+def _rows(rng: np.random.Generator, n: int) -> list[dict]:
+    rows = []
+    for i in range(n):
+        k = int(rng.integers(0, 3))  # 0, 1 or 2 labels; empty label lists included
+        labels = sorted({int(x) for x in rng.integers(0, 5, size=k)})
+        rows.append({"text": mo.sentence(rng, (2, 8)) if i % 7 else "shared text", "label": labels})
+    return rows
+
+
+def test_multilabel_classification_matches_mteb():
+    rng = np.random.default_rng(0)
+    data = {"train": _rows(rng, 150), "test": _rows(rng, 60)}
+    params = {"samples_per_label": 6, "n_experiments": 4}
+    task = mo.mteb_task("MultilabelClassification", data, params=params, main_score="accuracy")
+    expected = mo.run_mteb(task, mo.FakeEncoder())["test"]["default"]
+    meta = mo.fastmteb_meta(task, params=params)
+    actual = mo.fastmteb_or_skip(mo.fastmteb_scores, meta, mo.fastmteb_raw(data))
+    mo.assert_same_scores(expected, actual)
