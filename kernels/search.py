@@ -235,7 +235,9 @@ def _prepare_queries_cpu(queries: ArrayLike, metric: str) -> np.ndarray:
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:
     """Rows scaled by torch.nn.functional.normalize itself: bit-identical to mteb's cos_sim."""
-    return torch.nn.functional.normalize(torch.from_numpy(x), p=2, dim=1, eps=NORMALIZE_EPS).numpy()
+    with _nb._one_thread_when(x.size < _nb.SERIAL_MAX_ELEMENTS):
+        return torch.nn.functional.normalize(
+            torch.from_numpy(x), p=2, dim=1, eps=NORMALIZE_EPS).numpy()
 
 
 def _topk_cpu(
@@ -286,7 +288,8 @@ def _topk_cpu(
         for q0 in range(0, n_queries, query_block):
             q1 = min(q0 + query_block, n_queries)
             scores = score_buffer[: (q1 - q0) * n_block].reshape(q1 - q0, n_block)
-            np.matmul(q[q0:q1], docs.T, out=scores)
+            with _nb._one_thread_when((q1 - q0) * n_block * dim < _nb.SERIAL_MAX_MULTIPLY_ADDS):
+                np.matmul(q[q0:q1], docs.T, out=scores)
             _nb._merge_block(scores, offset, reservoir_scores[q0:q1], reservoir_docs[q0:q1],
                              sizes[q0:q1], thresholds[q0:q1], nan_docs[q0:q1], k, tie_key,
                              use_tie_key)
