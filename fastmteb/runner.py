@@ -6,6 +6,10 @@ One run (DESIGN.md "Data flow")::
       ─▶ one TextPool gets every task's requests ─▶ pool.embeddings() (encode once)
       ─▶ score each task ─▶ write {output}/{org}__{model}/{revision}/{Task}.json atomically
 
+The part from "load + prepare" to "score" is ``PreparedRun``: ``evaluate`` runs it once and writes
+the results; a training callback (``fastmteb.callbacks``) keeps one and re-encodes and re-scores it
+after each weight update, so both go through the same code.
+
 A task that fails (bad data, a scorer error) is recorded and the others go on; nothing is written
 for it. Finished tasks are skipped on a rerun unless ``overwrite=True``.
 """
@@ -16,7 +20,7 @@ import logging
 import os
 import time
 import traceback
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,7 +43,20 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("fastmteb")
 
-__all__ = ["evaluate", "resolve_tasks", "RunResults", "TaskFailure", "TaskFailedError"]
+__all__ = [
+    "evaluate",
+    "prepare_run",
+    "resolve_tasks",
+    "PreparedRun",
+    "RawTransform",
+    "RunResults",
+    "TaskFailure",
+    "TaskFailedError",
+]
+
+# ``raw_transform(meta, raw, split, subset) -> raw``: applied to what the loader returns, before
+# ``prepare`` (e.g. a callback's fixed subsample).
+RawTransform = Callable[["TaskMetadata", Any, str, str], Any]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -263,7 +280,11 @@ def _check_requests(meta: TaskMetadata, split: str, subset: str, requests: Any) 
 
 
 def _load_task(
-    meta: TaskMetadata, todo: Sequence[tuple[str, str]], data_dir: Any, clock: _Clock
+    meta: TaskMetadata,
+    todo: Sequence[tuple[str, str]],
+    data_dir: Any,
+    clock: _Clock,
+    raw_transform: RawTransform | None = None,
 ) -> _Task:
     """Load and prepare the (split, subset) pairs in ``todo``; raw rows go once prepared."""
     start = clock.now()
@@ -273,6 +294,8 @@ def _load_task(
     for split, subset in todo:
         t0 = clock.now()
         raw = _run_phase("load", _load_raw, meta, subset, split, data_dir)
+        if raw_transform is not None:
+            raw = _run_phase("load", raw_transform, meta, raw, split, subset)
         t1 = clock.now()
         prepared = _run_phase("prepare", task_type.prepare, meta, raw, split, subset)
         del raw
@@ -286,11 +309,19 @@ def _load_task(
 
 
 def _add_to_pool(task: _Task, pool: Any) -> None:
-    """Give the pool every text of the task; keep only the index arrays."""
+    """Give the pool every text of the task; keep only the index arrays.
+
+    Requests already handed to a pool are built again from the prepared data (``requests`` is
+    deterministic), which is how a ``PreparedRun`` moves to a new pool.
+    """
     meta = task.meta
+    task.n_texts = 0
     for unit in task.units:
-        assert unit.requests is not None
-        for name, request in unit.requests.items():
+        requests = unit.requests
+        if requests is None:
+            requests = task.task_type.requests(unit.prepared)
+            requests = _check_requests(meta, unit.split, unit.subset, requests)
+        for name, request in requests.items():
             ctx = _encode_context(
                 task_name=meta.name,
                 task_type=meta.type,
@@ -462,6 +493,143 @@ def _progress(iterable: Sequence[Any], desc: str, enabled: bool) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------
+# Prepared run: load + prepare once, then (re-)encode and score as often as needed
+
+
+class PreparedRun:
+    """Tasks loaded and prepared once, every text of theirs registered in one ``TextPool``.
+
+    Build it with ``prepare_run``. ``embed()`` encodes the pool (``reencode=True``: forget the
+    vectors and encode with the model's *current* weights; token ids are kept), ``scored()`` yields
+    each task's ``TaskResult`` (or ``TaskFailure``) from those embeddings. ``evaluate`` runs it once
+    and writes files; ``fastmteb.callbacks`` keeps it across training steps. Nothing that depends on
+    the weights is kept between ``embed`` calls.
+
+    ``failures`` holds the tasks that could not be loaded or prepared; they are not in ``tasks``.
+    """
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        pool: Any,
+        tasks: list[_Task],
+        failures: list[TaskFailure],
+        clock: _Clock,
+    ) -> None:
+        self.encoder = encoder
+        self.pool = pool
+        self.tasks = tasks
+        self.failures = failures
+        self.clock = clock
+        self.embeddings: np.ndarray | None = None
+        self.encode_phase: dict[str, Any] | None = None
+
+    @classmethod
+    def load(
+        cls,
+        encoder: Encoder,
+        pending: Sequence[tuple[TaskMetadata, TaskResult | None, Sequence[tuple[str, str]]]],
+        *,
+        data_dir: str | os.PathLike[str] | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        progress: bool = True,
+        raw_transform: RawTransform | None = None,
+        clock: _Clock | None = None,
+    ) -> PreparedRun:
+        """Load and prepare ``(meta, earlier result, (split, subset) pairs)`` and fill one pool."""
+        clock = clock if clock is not None else _Clock()
+        pool = _make_pool(encoder, cache_dir, progress)
+        outcome = _Outcome()
+        loaded = _load_all(pending, pool, data_dir, clock, progress, outcome, raw_transform)
+        return cls(encoder, pool, loaded, outcome.failures, clock)
+
+    @property
+    def task_names(self) -> list[str]:
+        return [task.meta.name for task in self.tasks]
+
+    def rebind(
+        self,
+        encoder: Encoder,
+        *,
+        cache_dir: str | os.PathLike[str] | None = None,
+        progress: bool = False,
+    ) -> None:
+        """Use another encoder (e.g. another model object): a new pool gets the same texts; the
+        prepared data is kept."""
+        self.encoder = encoder
+        self.pool = _make_pool(encoder, cache_dir, progress)
+        for task in self.tasks:
+            _add_to_pool(task, self.pool)
+        self.embeddings = self.encode_phase = None
+
+    def embed(self, *, reencode: bool = False) -> np.ndarray:
+        """Encode every text not encoded yet (all with ``reencode``); float32 [pool, dim]."""
+        if self.pool is None:
+            raise RuntimeError("this PreparedRun released its text pool; prepare a new one")
+        if reencode:
+            self.pool.reset_embeddings()
+        t0 = self.clock.now()
+        self.embeddings = np.asarray(self.pool.embeddings())
+        self.encode_phase = self.clock.phase("Encoding", t0, self.clock.now())
+        return self.embeddings
+
+    def release_pool(self) -> None:
+        """Drop the pool (texts, token ids, vectors) once embedded: frees memory before scoring."""
+        self.pool = None
+
+    def scored(
+        self, *, progress: bool = False, release: bool = False
+    ) -> Iterator[tuple[TaskMetadata, TaskResult | TaskFailure]]:
+        """Score each task from the last ``embed()``; ``release`` frees each task's prepared data
+        once scored (a one-shot run)."""
+        if self.embeddings is None or self.encode_phase is None:
+            raise RuntimeError("call embed() before scored()")
+        encode_seconds = self.encode_phase["end"] - self.encode_phase["start"]
+        total_texts = sum(task.n_texts for task in self.tasks) or 1
+        for task in _progress(self.tasks, "Scoring tasks", progress):
+            share = encode_seconds * task.n_texts / total_texts
+            try:
+                yield task.meta, _score_task(
+                    task, self.embeddings, self.clock, self.encode_phase, share
+                )
+            except _TaskError as e:
+                yield task.meta, _failure(task.meta.name, e.phase, e.cause)
+            finally:
+                if release:
+                    task.units = []  # free the prepared data as soon as the task is done
+
+
+def prepare_run(
+    encoder: Encoder,
+    tasks: str | TaskMetadata | Iterable[str | TaskMetadata] | None = None,
+    *,
+    benchmark: str | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    progress: bool = False,
+    raw_transform: RawTransform | None = None,
+) -> PreparedRun:
+    """Load and prepare every (split, subset) of ``tasks``/``benchmark`` for ``encoder`` (an
+    ``Encoder``, e.g. from ``load_encoder``); nothing is encoded yet. Unknown names raise at once;
+    tasks that fail to load are in ``PreparedRun.failures``."""
+    metas = resolve_tasks(tasks, benchmark)
+    if not metas:
+        raise ValueError("no tasks to prepare: pass tasks=[names] or benchmark=NAME")
+    pending = [
+        (meta, None, [(split, subset) for split in meta.eval_splits for subset in meta.hf_subsets])
+        for meta in metas
+    ]
+    return PreparedRun.load(
+        encoder,
+        pending,
+        data_dir=data_dir,
+        cache_dir=cache_dir,
+        progress=progress,
+        raw_transform=raw_transform,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
 # The entry point
 
 
@@ -517,44 +685,34 @@ def evaluate(
     outcome = _Outcome()
     pending = _plan(metas, out_dir, overwrite, outcome)
     if pending:
-        pool = _make_pool(encoder, cache_dir, progress)
-        loaded = _load_all(pending, pool, data_dir, clock, progress, outcome)
-        if loaded:
-            t0 = clock.now()
-            embeddings = np.asarray(pool.embeddings())
-            encode_phase = clock.phase("Encoding", t0, clock.now())
-            del pool
+        run = PreparedRun.load(
+            encoder, pending, data_dir=data_dir, cache_dir=cache_dir, progress=progress, clock=clock
+        )
+        outcome.failures.extend(run.failures)
+        if run.tasks:
+            run.embed()
+            run.release_pool()
             settings = {
                 "device": device,
                 "dtype": dtype,
                 "batch_tokens": batch_tokens,
                 "encoder_fingerprint": getattr(encoder, "fingerprint", None),
             }
-            _score_and_write(
-                loaded,
-                embeddings,
-                encode_phase,
-                encoder,
-                out_dir,
-                settings,
-                clock,
-                progress,
-                outcome,
-            )
+            _write_results(run, encoder, out_dir, settings, progress, outcome)
 
     order = {meta.name: i for i, meta in enumerate(metas)}
-    run = RunResults(
+    run_results = RunResults(
         (outcome.results[m.name] for m in metas if m.name in outcome.results),
         failures=sorted(outcome.failures, key=lambda f: order[f.task_name]),
         skipped=outcome.skipped,
         output_dir=out_dir,
     )
-    if run.failures and raise_error:
-        error = TaskFailedError(run)
-        if len(run.failures) == 1 and run.failures[0].exception is not None:
-            raise error from run.failures[0].exception
+    if run_results.failures and raise_error:
+        error = TaskFailedError(run_results)
+        if len(run_results.failures) == 1 and run_results.failures[0].exception is not None:
+            raise error from run_results.failures[0].exception
         raise error
-    return run
+    return run_results
 
 
 @dataclass
@@ -582,18 +740,19 @@ def _plan(
 
 
 def _load_all(
-    pending: Sequence[tuple[TaskMetadata, TaskResult | None, list[tuple[str, str]]]],
+    pending: Sequence[tuple[TaskMetadata, TaskResult | None, Sequence[tuple[str, str]]]],
     pool: Any,
     data_dir: Any,
     clock: _Clock,
     progress: bool,
     outcome: _Outcome,
+    raw_transform: RawTransform | None = None,
 ) -> list[_Task]:
     """Load and prepare every pending task and add its texts to the pool; failures are recorded."""
     loaded = []
     for meta, earlier, todo in _progress(pending, "Loading tasks", progress):
         try:
-            task = _load_task(meta, todo, data_dir, clock)
+            task = _load_task(meta, todo, data_dir, clock, raw_transform)
             _run_phase("requests", _add_to_pool, task, pool)
         except _TaskError as e:
             outcome.failures.append(_failure(meta.name, e.phase, e.cause))
@@ -603,34 +762,25 @@ def _load_all(
     return loaded
 
 
-def _score_and_write(
-    loaded: Sequence[_Task],
-    embeddings: np.ndarray,
-    encode_phase: dict[str, Any],
+def _write_results(
+    run: PreparedRun,
     encoder: Encoder,
     out_dir: Path,
     settings: Mapping[str, Any],
-    clock: _Clock,
     progress: bool,
     outcome: _Outcome,
 ) -> None:
     """Score each task and write its file (plus model_meta.json and run_settings.jsonl)."""
-    encode_seconds = encode_phase["end"] - encode_phase["start"]
-    total_texts = sum(task.n_texts for task in loaded) or 1
+    assert run.embeddings is not None
     meta_written = False
-    for task in _progress(loaded, "Scoring tasks", progress):
-        name = task.meta.name
-        share = encode_seconds * task.n_texts / total_texts
-        try:
-            result = _score_task(task, embeddings, clock, encode_phase, share)
-        except _TaskError as e:
-            outcome.failures.append(_failure(name, e.phase, e.cause))
+    for meta, result in run.scored(progress=progress, release=True):
+        name = meta.name
+        if isinstance(result, TaskFailure):
+            outcome.failures.append(result)
             continue
-        finally:
-            task.units = []  # free the prepared data as soon as the task is done
         try:
             if not meta_written:
-                embed_dim = int(embeddings.shape[1])
+                embed_dim = int(run.embeddings.shape[1])
                 write_model_meta(
                     out_dir, name=encoder.name, revision=encoder.revision, embed_dim=embed_dim
                 )

@@ -1,0 +1,144 @@
+"""Cost of a training-callback evaluation vs a standalone run, on the bundled fastmteb-mini benchmark.
+
+    python bench/bench_callback.py                                   # full: every fastmteb-mini task
+    python bench/bench_callback.py --tasks SICK-R,SIB200ClusteringS2S --max-samples 100   # quick try
+
+Model: the bundled all-MiniLM-L6-v2 as a live ``SentenceTransformer`` (put in train mode, as a
+trainer leaves it). Measured, in one process, after the model is loaded:
+
+* ``standalone``: ``fastmteb.evaluate`` of the same tasks with the same encoder (load + prepare +
+  tokenize + encode + score + write), into a temporary folder;
+* ``callback call 1``: ``TrainingEvaluation`` on its first call (load + prepare + tokenize +
+  encode + score; the prepared state is kept);
+* ``callback call 2``: the same model again (re-encode + score only);
+* ``callback call 3``: after a weight update (a small perturbation under ``no_grad``): must give
+  new embeddings, so it also shows that nothing stale is served.
+
+Without ``--max-samples`` / ``--max-corpus`` the callback's scores must equal the standalone run's
+(checked, printed as "parity"); with a subsample they are not comparable (by design). The load
+average is recorded: figures from a shared, busy machine are labelled "contended".
+Writes bench/results/callback.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+RESULTS = Path(__file__).resolve().parent / "results" / "callback.json"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--benchmark", default="fastmteb-mini")
+    parser.add_argument("--tasks", default=None, help="comma-separated task names of the benchmark (default: all)")
+    parser.add_argument("--max-samples", type=int, default=None, help="callback subsample (not comparable)")
+    parser.add_argument("--max-corpus", type=int, default=None, help="callback corpus cap (not comparable)")
+    parser.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
+    parser.add_argument("--data-dir", default=None, help="local data folder (default: bundled copies)")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args()
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import fastmteb
+    from fastmteb.callbacks import TrainingEvaluation
+    from fastmteb.encoding import load_encoder
+    from fastmteb.tasks.registry import get_benchmark
+
+    metas = get_benchmark(args.benchmark)
+    if args.tasks:
+        wanted = args.tasks.split(",")
+        metas = [m for m in metas if m.name in wanted]
+        missing = set(wanted) - {m.name for m in metas}
+        if missing:
+            raise SystemExit(f"not in {args.benchmark}: {sorted(missing)}")
+    load_before = os.getloadavg()
+    t0 = time.perf_counter()
+    encoder = load_encoder(None, device=args.device)
+    model = encoder.sentence_transformer
+    model.train()
+    model_seconds = time.perf_counter() - t0
+
+    rows: list[tuple[str, float]] = []
+    with tempfile.TemporaryDirectory() as folder:
+        t0 = time.perf_counter()
+        standalone = fastmteb.evaluate(encoder, metas, data_dir=args.data_dir, output_folder=folder,
+                                       progress=False, overwrite=True)
+        rows.append(("standalone fastmteb.evaluate", time.perf_counter() - t0))
+
+    evaluation = TrainingEvaluation(metas, data_dir=args.data_dir, max_samples=args.max_samples,
+                                    max_corpus=args.max_corpus)
+    records = []
+    for label in ("callback call 1 (prepares)", "callback call 2 (same weights)"):
+        records.append(evaluation(model, step=len(records)))
+        rows.append((label, records[-1].seconds))
+    embeddings_before = evaluation._run.embeddings.copy()
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(1e-3 * torch.randn_like(parameter))
+    records.append(evaluation(model, step=2))
+    rows.append(("callback call 3 (after a weight update)", records[-1].seconds))
+    changed = not np.allclose(embeddings_before, evaluation._run.embeddings)
+    load_after = os.getloadavg()
+
+    comparable = args.max_samples is None and args.max_corpus is None
+    parity = None
+    if comparable:
+        parity = all(records[0].results[r.task_name].scores == r.scores for r in standalone)
+
+    cores = os.cpu_count() or 1
+    contended = max(load_before[0], load_after[0]) > 0.5 * cores
+    label = "CONTENDED (shared, busy machine)" if contended else "idle machine"
+    device = str(encoder.device)
+    print(f"fastmteb training-callback overhead - {args.benchmark}: {len(metas)} task(s), device {device}, "
+          f"{label}; load average {load_before[0]:.1f} -> {load_after[0]:.1f} on {cores} cores")
+    if not comparable:
+        print(f"callback subsample: max_samples={args.max_samples}, max_corpus={args.max_corpus} "
+              "(NOT comparable with the standalone scores)")
+    print(f"model load (not counted anywhere): {model_seconds:.1f} s")
+    width = max(len(name) for name, _ in rows)
+    for name, seconds in rows:
+        print(f"  {name:<{width}}  {seconds:8.2f} s   {seconds / rows[0][1]:6.2f} x standalone")
+    print(f"  second call / first call: {rows[2][1] / rows[1][1]:.2f}")
+    for i, record in enumerate(records, 1):
+        print(f"  call {i}: load+prepare {record.prepared_seconds:.2f} s, encode {record.encode_seconds:.2f} s "
+              f"(call 1 includes tokenization), score {record.score_seconds:.2f} s")
+    print(f"  embeddings changed after the weight update: {changed}")
+    if parity is not None:
+        print(f"  parity (callback scores == standalone scores): {parity}")
+
+    report = {
+        "benchmark": args.benchmark,
+        "tasks": [m.name for m in metas],
+        "device": device,
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "cores": cores,
+        "load_average_before": load_before,
+        "load_average_after": load_after,
+        "contended": contended,
+        "max_samples": args.max_samples,
+        "max_corpus": args.max_corpus,
+        "model_load_seconds": model_seconds,
+        "seconds": dict(rows),
+        "calls": [{"prepare": r.prepared_seconds, "encode": r.encode_seconds, "score": r.score_seconds}
+                  for r in records],
+        "embeddings_changed_after_update": changed,
+        "parity_with_standalone": parity,
+        "metrics_call_1": records[0].metrics,
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
