@@ -51,16 +51,64 @@ class ResultFileError(ValueError):
 # Writing files
 
 
+class ResultPathError(ValueError):
+    """A model name, revision or task name that cannot be one folder or file name under the
+    output folder (it would point elsewhere: "..", a separator, a control character)."""
+
+
+def safe_path_component(value: str, what: str) -> str:
+    """``value`` if it is usable as one file or folder name inside the output folder, else raise.
+
+    Rejected: empty, "." or "..", a path separator ("/" or "\\"), NUL or another control
+    character. Anything else (spaces, ":", non-ASCII...) is kept as mteb keeps it.
+    """
+    problem = None
+    if not isinstance(value, str):
+        problem = f"is a {type(value).__name__}, not a string"
+    elif value in ("", ".", ".."):
+        problem = "is empty, '.' or '..'"
+    elif "/" in value or "\\" in value or (os.altsep and os.altsep in value):
+        problem = "contains a path separator"
+    elif any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        problem = "contains a control character"
+    if problem is not None:
+        raise ResultPathError(
+            f"{what} {value!r} {problem}, so it cannot name a file or folder inside the output "
+            f"folder; rename it (results are written to <output>/<org>__<model>/<revision>/<task>.json)"
+        )
+    return value
+
+
 def model_name_as_path(name: str) -> str:
-    """Folder name of a model in mteb's layout: "/" becomes "__" and " " becomes "_"."""
-    return name.replace("/", "__").replace(" ", "_")
+    """Folder name of a model in mteb's layout: "/" becomes "__" and " " becomes "_".
+
+    A name that would still leave the output folder (".", "..", a backslash, a control character)
+    raises ``ResultPathError``.
+    """
+    if not isinstance(name, str):
+        raise ResultPathError(f"model name {name!r} is a {type(name).__name__}, not a string")
+    return safe_path_component(name.replace("/", "__").replace(" ", "_"), "model name")
 
 
 def model_result_dir(
     output_folder: str | os.PathLike[str], model_name: str, revision: str | None
 ) -> Path:
-    """``{output_folder}/{org}__{model}/{revision}``, the folder mteb's ``ResultCache`` reads."""
-    return Path(output_folder) / model_name_as_path(model_name) / (revision or NO_REVISION)
+    """``{output_folder}/{org}__{model}/{revision}``, the folder mteb's ``ResultCache`` reads.
+
+    Model name and revision are checked with ``safe_path_component``: the folder is always
+    inside ``output_folder``.
+    """
+    return (
+        Path(output_folder)
+        / model_name_as_path(model_name)
+        / safe_path_component(revision or NO_REVISION, "model revision")
+    )
+
+
+def task_result_path(folder: str | os.PathLike[str], task_name: str) -> Path:
+    """``{folder}/{task_name}.json``; a task name that would leave ``folder`` raises
+    ``ResultPathError``."""
+    return Path(folder) / f"{safe_path_component(task_name, 'task name')}.json"
 
 
 def write_json_atomic(path: str | os.PathLike[str], obj: Any, *, indent: int = 2) -> None:
@@ -78,6 +126,7 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any, *, indent: int = 2
 def _write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{_TMP_SUFFIX}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
@@ -90,6 +139,42 @@ def _write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
+    """Delete temporary files of ``path`` left by writers that were killed (SIGKILL, power loss).
+
+    ``_write_text_atomic`` names its temporary ``.{name}.{pid}.{random}.tmp``; one whose process
+    no longer exists can never be renamed, so it is removed the next time ``path`` is written.
+    Temporaries of live processes (a concurrent writer) are left alone. Returns what was removed.
+    """
+    path = Path(path)
+    removed = []
+    for candidate in path.parent.glob(f".{_glob_escape(path.name)}.*{_TMP_SUFFIX}"):
+        pid_text = candidate.name[len(path.name) + 2 :].split(".", 1)[0]
+        if pid_text.isdigit() and not _process_alive(int(pid_text)):
+            try:
+                candidate.unlink()
+                removed.append(candidate)
+            except OSError:
+                pass
+    return removed
+
+
+def _glob_escape(name: str) -> str:
+    return "".join(f"[{ch}]" if ch in "*?[" else ch for ch in name)
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid() or os.name == "nt":  # on Windows os.kill(pid, 0) would terminate it
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists (another user's), or cannot tell: keep the file
+    return True
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -306,7 +306,35 @@ def _open_text(path: Path):
     )
 
 
+def _not_utf8(
+    meta: TaskMetadata, path: Path, line_number: int, exc: UnicodeDecodeError
+) -> TaskDataError:
+    return TaskDataError(
+        f"{meta.name}: {path} near line {line_number} is not valid UTF-8 ({exc.reason}, byte "
+        f"{exc.object[exc.start:exc.start + 1]!r}); fix: re-encode the file as UTF-8"
+    )
+
+
 def _read_jsonl(meta: TaskMetadata, path: Path) -> list[dict[str, Any]]:
+    try:
+        return _read_jsonl_rows(meta, path)
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(meta, path, _count_utf8_lines(path), exc) from None
+
+
+def _count_utf8_lines(path: Path) -> int:
+    """1-based line holding the first byte that is not UTF-8 (for the error message)."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return number
+    return 0
+
+
+def _read_jsonl_rows(meta: TaskMetadata, path: Path) -> list[dict[str, Any]]:
     rows = []
     with _open_text(path) as handle:
         for line_number, line in enumerate(handle, 1):
@@ -422,6 +450,13 @@ def _local_qrels_path(meta: TaskMetadata, sub: Path, split: str) -> Path:
 
 
 def _read_qrels_tsv(meta: TaskMetadata, path: Path) -> Dataset:
+    try:
+        return _read_qrels_rows(meta, path)
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(meta, path, _count_utf8_lines(path), exc) from None
+
+
+def _read_qrels_rows(meta: TaskMetadata, path: Path) -> Dataset:
     columns: dict[str, list] = {"query-id": [], "corpus-id": [], "score": []}
     with path.open(encoding="utf-8") as handle:
         header = handle.readline().rstrip("\n").split("\t")
@@ -563,6 +598,8 @@ def _validate_retrieval(meta: TaskMetadata, raw: dict[str, Dataset], split: str)
             f"{meta.name}: no query of split {split!r} has qrels; fix: check that the qrels "
             "query-ids match the queries' ids"
         )
+    for name, ds in (("corpus", corpus), ("queries", queries)):
+        _check_unique_ids(meta, column_values(ds, "id"), f"{name} ({split})")
     corpus_ids = set(column_values(corpus, "id"))
     unknown = sorted({d for d in column_values(qrels, "corpus-id") if d not in corpus_ids})
     if unknown:
@@ -582,6 +619,19 @@ def _validate_retrieval(meta: TaskMetadata, raw: dict[str, Dataset], split: str)
                 f"{meta.name}: top_ranked names {len(missing)} document(s) not in the corpus "
                 f"(e.g. {missing[:3]}); fix: every candidate must be a corpus id"
             )
+
+
+def _check_unique_ids(meta: TaskMetadata, ids: list[str], where: str) -> None:
+    """Repeated ids make mteb's retrieval result depend on heap order (both copies compete for
+    the top-k, then one overwrites the other in the run dict), so no score would be right."""
+    if len(set(ids)) == len(ids):
+        return
+    seen: set[str] = set()
+    repeated = sorted({i for i in ids if i in seen or seen.add(i)})
+    raise TaskDataError(
+        f"{meta.name}: {where} has {len(repeated)} repeated id(s) (e.g. {repeated[:3]}); "
+        "fix: give every row a unique id (merge or rename the duplicates)"
+    )
 
 
 def _normalise_columns(meta: TaskMetadata, dd: DatasetDict) -> DatasetDict:
