@@ -32,6 +32,7 @@ from fastmteb.results import (
     ResultFileError,
     TaskResult,
     model_result_dir,
+    task_result_path,
     to_builtin,
     update_run_settings,
     write_model_meta,
@@ -728,7 +729,7 @@ def _plan(
     """Read back finished tasks; the others with their earlier result and missing pairs."""
     pending = []
     for meta in metas:
-        earlier, todo = _existing_result(out_dir / f"{meta.name}.json", meta, overwrite)
+        earlier, todo = _existing_result(task_result_path(out_dir, meta.name), meta, overwrite)
         if earlier is not None and not todo:
             outcome.results[meta.name] = earlier
             outcome.skipped.append(meta.name)
@@ -785,7 +786,7 @@ def _write_results(
                     out_dir, name=encoder.name, revision=encoder.revision, embed_dim=embed_dim
                 )
                 meta_written = True
-            result.to_disk(out_dir / f"{name}.json")
+            result.to_disk(task_result_path(out_dir, name))
             update_run_settings(out_dir, result, settings)
         except Exception as e:  # noqa: BLE001 - e.g. a full disk: recorded, the others go on
             outcome.failures.append(_failure(name, "write", e))

@@ -43,8 +43,10 @@ class EmbeddingCache:
     """Embeddings of one model fingerprint, looked up by ``entry_digest``."""
 
     def __init__(self, cache_dir: str | Path, fingerprint: str) -> None:
-        self.fingerprint = fingerprint
-        self.folder = Path(cache_dir) / fingerprint
+        from fastmteb.results import safe_path_component  # a user's encoder sets the fingerprint
+
+        self.fingerprint = safe_path_component(fingerprint, "encoder fingerprint")
+        self.folder = Path(cache_dir) / self.fingerprint
         self._index: dict[bytes, tuple[np.ndarray, int]] | None = None
         self.rejected: list[Path] = []
 

@@ -62,6 +62,17 @@ def undersample(labels: list[Any], samples_per_label: int, idxs: list[int] | Non
     return selected, idxs
 
 
+def _check_binary_labels(meta: TaskMetadata, labels: list[Any]) -> None:
+    """mteb scores binary tasks with sklearn's ``average_precision_score`` (pos_label=1), which fails
+    deep inside sklearn unless 1 is one of the two labels: say so before anything is encoded."""
+    distinct = set(labels)
+    if len(distinct) == 2 and 1 not in distinct:
+        raise TaskTypeError(
+            f"task {meta.name!r}: the binary field 'label' has values {sorted(map(repr, distinct))}; "
+            "mteb's average precision needs the positive class to be 1: map the labels to 0/1 integers"
+        )
+
+
 def classification_scores(y_true: list[Any], y_pred: np.ndarray) -> dict[str, Any]:
     """mteb's ``_calculate_scores``: sklearn metrics on hard predictions; ``ap`` only when binary."""
     scores: dict[str, Any] = {
@@ -110,6 +121,7 @@ class Classification:
         if param(meta, "is_cross_validation", False):
             return self._prepare_cross_validation(meta, split, train_split, train_texts, train_labels)
         eval_texts, eval_labels = _rows(meta, raw, split)
+        _check_binary_labels(meta, eval_labels)
         experiments, order = [], None
         for _ in range(param(meta, "n_experiments", 10)):
             selected, order = undersample(train_labels, samples_per_label, order)
