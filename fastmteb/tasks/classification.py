@@ -62,6 +62,11 @@ def undersample(labels: list[Any], samples_per_label: int, idxs: list[int] | Non
     return selected, idxs
 
 
+def _union_of_experiments(experiments: list[list[int]]) -> np.ndarray:
+    """Train rows any experiment uses, ascending: mteb encodes exactly these, once."""
+    return np.asarray(sorted(set().union(*experiments)), dtype=np.int64)
+
+
 def _check_binary_labels(meta: TaskMetadata, labels: list[Any]) -> None:
     """mteb scores binary tasks with sklearn's ``average_precision_score`` (pos_label=1), which fails
     deep inside sklearn unless 1 is one of the two labels: say so before anything is encoded."""
@@ -126,7 +131,7 @@ class Classification:
         for _ in range(param(meta, "n_experiments", 10)):
             selected, order = undersample(train_labels, samples_per_label, order)
             experiments.append(selected)
-        train_rows = np.asarray(sorted(set().union(*experiments)), dtype=np.int64)
+        train_rows = _union_of_experiments(experiments)
         return ClassificationPrepared(
             train_texts=[train_texts[i] for i in train_rows],
             train_rows=train_rows,
@@ -229,7 +234,7 @@ class MultilabelClassification:
             keep = _multilabel_subsample(eval_labels, max_eval)
             eval_texts = [eval_texts[i] for i in keep]
             eval_labels = [eval_labels[i] for i in keep]
-        train_rows = np.asarray(sorted(set().union(*experiments)), dtype=np.int64)
+        train_rows = _union_of_experiments(experiments)
         return MultilabelPrepared(
             train_texts=[train_texts[i] for i in train_rows],
             train_rows=train_rows,
