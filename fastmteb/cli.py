@@ -141,6 +141,7 @@ def _configure_logging(quiet: bool) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    import fastmteb
     from fastmteb.results import compare, comparison_tables
     from fastmteb.runner import evaluate
 
@@ -166,8 +167,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     console = _console()
     if run:
         label = run.output_dir.parent.name.replace("__", "/") if run.output_dir else "model"
+        # Score each task over the splits/subsets it was evaluated on (a benchmark narrows them).
+        evaluated = {r.task_name for r in run}
+        try:
+            metas = fastmteb.get_benchmark(benchmark) if benchmark else fastmteb.get_tasks(args.tasks)
+        except ValueError:  # tasks the runner knows but the registry does not (tests inject fakes)
+            metas = []
         summaries = compare(
-            {label: {r.task_name: r for r in run}}, tasks=[r.task_name for r in run]
+            {label: {r.task_name: r for r in run}},
+            tasks=[m for m in metas if m.name in evaluated] or [r.task_name for r in run],
         )
         for table in comparison_tables(summaries):
             console.print(table)
