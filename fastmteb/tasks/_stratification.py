@@ -2,6 +2,8 @@
 ``mteb/abstasks/_stratification.py`` so that the multilabel eval subsample keeps exactly mteb's rows.
 
 Public entry: ``iterative_train_test_split`` (= mteb's ``_iterative_train_test_split``).
+Licenses: mteb is Apache-2.0 (as fastmteb); scikit-multilearn, which mteb copied it from, is
+BSD-2-Clause (Copyright (c) 2014, Piotr Szymański). Their notices are kept below.
 Original module notes follow.
 
 Stratification utilities for multi-label data sets
