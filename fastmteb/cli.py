@@ -3,6 +3,7 @@
     fastmteb run                   # bundled model on the bundled "fastmteb-mini" -> ./results
     fastmteb run -m sentence-transformers/all-MiniLM-L6-v2 -b "MTEB(eng, v2)" --output-folder out
     fastmteb run -m MODEL -t STS12 -t SciFact --data-dir ../shared/data
+    torchrun --nproc-per-node 4 -m fastmteb run -m MODEL -b "MTEB(eng, v2)"   # one process per GPU
     fastmteb tasks -b "MTEB(eng, v2)" --type Retrieval
     fastmteb results results/ other_results/ --json
 
@@ -15,6 +16,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -87,12 +89,26 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--cache-dir", default=None, help="embedding cache folder (default: no cache)")
     run.add_argument(
+        "--max-embedding-memory",
+        default=None,
+        metavar="SIZE",
+        help="keep at most SIZE bytes of embeddings in RAM (e.g. 2GB, 512MiB); past it they "
+        "spill to a file in the cache folder (else the output folder) and retrieval streams "
+        "them from disk (default: no limit)",
+    )
+    run.add_argument(
         "--overwrite", action="store_true", help="evaluate again tasks that already have results"
     )
     run.add_argument(
         "--trust-remote-code", action="store_true", help="allow the model's own code (HF)"
     )
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bars or log lines")
+    run.add_argument(
+        "--dist-backend",
+        default=None,
+        choices=("nccl", "gloo"),
+        help="under torchrun: torch.distributed backend (default: nccl on CUDA, gloo on CPU)",
+    )
 
     tasks = sub.add_parser("tasks", help="list the supported tasks")
     tasks.add_argument("-b", "--benchmark", default=None, help="only the tasks of this benchmark")
@@ -143,9 +159,13 @@ def _configure_logging(quiet: bool) -> None:
 def _cmd_run(args: argparse.Namespace) -> int:
     import fastmteb
     from fastmteb.results import compare, comparison_tables
+    from fastmteb.distributed import launch_rank
     from fastmteb.runner import evaluate
 
-    _configure_logging(args.quiet)
+    main = launch_rank() == 0  # under torchrun only rank 0 prints; every rank evaluates
+    _configure_logging(args.quiet or not main)
+    if not main:
+        os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     benchmark = args.benchmark
     if benchmark is None and not args.tasks:
         benchmark = DEFAULT_BENCHMARK
@@ -159,11 +179,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         batch_tokens=args.batch_tokens,
         cache_dir=args.cache_dir,
+        max_embedding_memory=args.max_embedding_memory,
         overwrite=args.overwrite,
         progress=not args.quiet,
         trust_remote_code=args.trust_remote_code,
         raise_error=False,
+        dist_backend=args.dist_backend,
     )
+    if not main:
+        return EXIT_TASK_FAILED if run.failures else EXIT_OK
     console = _console()
     if run:
         label = run.output_dir.parent.name.replace("__", "/") if run.output_dir else "model"

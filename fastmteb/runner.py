@@ -21,7 +21,7 @@ import os
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +39,7 @@ from fastmteb.results import (
 )
 
 if TYPE_CHECKING:
+    from fastmteb.distributed import Distributed
     from fastmteb.encoding.base import Encoder
     from fastmteb.tasks.base import TaskMetadata
 
@@ -97,10 +98,19 @@ def _load_encoder(model: Any, **kwargs: Any) -> Encoder:
     return load_encoder(model, **kwargs)
 
 
-def _make_pool(encoder: Encoder, cache_dir: str | os.PathLike[str] | None, progress: bool) -> Any:
+def _make_pool(
+    encoder: Encoder, cache_dir: str | os.PathLike[str] | None, progress: bool, **spill: Any
+) -> Any:
     from fastmteb.encoding import TextPool
 
-    return TextPool(encoder, cache_dir=cache_dir, progress=progress)
+    return TextPool(encoder, cache_dir=cache_dir, progress=progress, **spill)
+
+
+def _is_spilled(embeddings: Any) -> bool:
+    """True for the lazy rows of a pool past ``max_embedding_memory`` (read from its spill file)."""
+    from fastmteb.encoding.store import RowView
+
+    return isinstance(embeddings, RowView)
 
 
 def _encode_context(**kwargs: Any) -> Any:
@@ -235,7 +245,7 @@ class _Task:
     units: list[_Unit]
     phases: list[dict[str, Any]]
     own_seconds: float  # loading, preparing and scoring this task
-    n_texts: int = 0  # texts requested (the task's share of the shared encoding time)
+    n_chars: int = 0  # characters of the texts requested: its share of the shared encoding time
     earlier: TaskResult | None = (
         None  # a result with some of the (split, subset) pairs already done
     )
@@ -316,7 +326,7 @@ def _add_to_pool(task: _Task, pool: Any) -> None:
     deterministic), which is how a ``PreparedRun`` moves to a new pool.
     """
     meta = task.meta
-    task.n_texts = 0
+    task.n_chars = 0
     for unit in task.units:
         requests = unit.requests
         if requests is None:
@@ -332,7 +342,7 @@ def _add_to_pool(task: _Task, pool: Any) -> None:
                 task_prompt=meta.prompt,
             )
             unit.indices[name] = np.asarray(pool.add(request.texts, ctx), dtype=np.int64)
-            task.n_texts += len(request.texts)
+            task.n_chars += sum(len(text) for text in request.texts)
         unit.requests = None
 
 
@@ -348,7 +358,16 @@ def _subset_languages(meta: TaskMetadata, subset: str) -> list[str]:
 
 def _score_unit(task: _Task, unit: _Unit, embeddings: np.ndarray) -> dict[str, Any]:
     meta = task.meta
-    per_request = {name: embeddings[idx] for name, idx in unit.indices.items()}
+    if _is_spilled(embeddings):
+        # requests the task type streams itself (``lazy_requests``, e.g. a retrieval corpus)
+        # stay lazy row views; the others are read into memory, one unit at a time
+        lazy = set(getattr(task.task_type, "lazy_requests", ()))
+        per_request = {
+            name: embeddings[idx] if name in lazy else np.asarray(embeddings[idx])
+            for name, idx in unit.indices.items()
+        }
+    else:
+        per_request = {name: embeddings[idx] for name, idx in unit.indices.items()}
     scores = task.task_type.score(meta, unit.prepared, per_request)
     where = f"task {meta.name!r} (split {unit.split!r}, subset {unit.subset!r})"
     if not isinstance(scores, Mapping):
@@ -516,12 +535,14 @@ class PreparedRun:
         tasks: list[_Task],
         failures: list[TaskFailure],
         clock: _Clock,
+        spill: Mapping[str, Any] | None = None,
     ) -> None:
         self.encoder = encoder
         self.pool = pool
         self.tasks = tasks
         self.failures = failures
         self.clock = clock
+        self.spill = dict(spill or {})  # TextPool's max_embedding_memory / spill_dir, if set
         self.embeddings: np.ndarray | None = None
         self.encode_phase: dict[str, Any] | None = None
 
@@ -536,13 +557,17 @@ class PreparedRun:
         progress: bool = True,
         raw_transform: RawTransform | None = None,
         clock: _Clock | None = None,
+        spill: Mapping[str, Any] | None = None,
     ) -> PreparedRun:
-        """Load and prepare ``(meta, earlier result, (split, subset) pairs)`` and fill one pool."""
+        """Load and prepare ``(meta, earlier result, (split, subset) pairs)`` and fill one pool.
+
+        ``spill``: ``TextPool`` keywords ``max_embedding_memory`` and ``spill_dir`` (none: no limit).
+        """
         clock = clock if clock is not None else _Clock()
-        pool = _make_pool(encoder, cache_dir, progress)
+        pool = _make_pool(encoder, cache_dir, progress, **(spill or {}))
         outcome = _Outcome()
         loaded = _load_all(pending, pool, data_dir, clock, progress, outcome, raw_transform)
-        return cls(encoder, pool, loaded, outcome.failures, clock)
+        return cls(encoder, pool, loaded, outcome.failures, clock, spill)
 
     @property
     def task_names(self) -> list[str]:
@@ -558,19 +583,21 @@ class PreparedRun:
         """Use another encoder (e.g. another model object): a new pool gets the same texts; the
         prepared data is kept."""
         self.encoder = encoder
-        self.pool = _make_pool(encoder, cache_dir, progress)
+        self.pool = _make_pool(encoder, cache_dir, progress, **self.spill)
         for task in self.tasks:
             _add_to_pool(task, self.pool)
         self.embeddings = self.encode_phase = None
 
     def embed(self, *, reencode: bool = False) -> np.ndarray:
-        """Encode every text not encoded yet (all with ``reencode``); float32 [pool, dim]."""
+        """Encode every text not encoded yet (all with ``reencode``); float32 [pool, dim] (a lazy
+        ``RowView`` of the spill file when the pool is past ``max_embedding_memory``)."""
         if self.pool is None:
             raise RuntimeError("this PreparedRun released its text pool; prepare a new one")
         if reencode:
             self.pool.reset_embeddings()
         t0 = self.clock.now()
-        self.embeddings = np.asarray(self.pool.embeddings())
+        vectors = self.pool.embeddings()
+        self.embeddings = vectors if _is_spilled(vectors) else np.asarray(vectors)
         self.encode_phase = self.clock.phase("Encoding", t0, self.clock.now())
         return self.embeddings
 
@@ -579,16 +606,24 @@ class PreparedRun:
         self.pool = None
 
     def scored(
-        self, *, progress: bool = False, release: bool = False
+        self,
+        *,
+        progress: bool = False,
+        release: bool = False,
+        only: Callable[[TaskMetadata], bool] | None = None,
     ) -> Iterator[tuple[TaskMetadata, TaskResult | TaskFailure]]:
         """Score each task from the last ``embed()``; ``release`` frees each task's prepared data
-        once scored (a one-shot run)."""
+        once scored (a one-shot run); ``only``: score just the tasks it accepts."""
         if self.embeddings is None or self.encode_phase is None:
             raise RuntimeError("call embed() before scored()")
         encode_seconds = self.encode_phase["end"] - self.encode_phase["start"]
-        total_texts = sum(task.n_texts for task in self.tasks) or 1
+        total_chars = sum(task.n_chars for task in self.tasks) or 1
         for task in _progress(self.tasks, "Scoring tasks", progress):
-            share = encode_seconds * task.n_texts / total_texts
+            if only is not None and not only(task.meta):
+                if release:
+                    task.units = []
+                continue
+            share = encode_seconds * task.n_chars / total_chars
             try:
                 yield task.meta, _score_task(
                     task, self.embeddings, self.clock, self.encode_phase, share
@@ -650,6 +685,9 @@ def evaluate(
     prompts: Mapping[str, str] | None = None,
     trust_remote_code: bool = False,
     raise_error: bool = True,
+    max_embedding_memory: int | str | None = None,
+    distributed: bool | None = None,
+    dist_backend: str | None = None,
 ) -> RunResults:
     """Evaluate ``model`` on ``tasks`` and/or ``benchmark``; write one mteb result file per task.
 
@@ -660,60 +698,108 @@ def evaluate(
     with a complete file there is read back instead of evaluated, unless ``overwrite``.
 
     ``evaluation_time`` of a task = its loading + preparing + scoring time + its share of the shared
-    encoding time (share = texts it requested / texts all tasks requested).
+    encoding time (share = characters of the texts it requested / those of all tasks: encoding
+    cost follows text length, not the number of texts).
 
     A task that fails is recorded in ``RunResults.failures`` and writes nothing; the other tasks
     go on. With ``raise_error`` (default) a ``TaskFailedError`` is raised at the end if any failed.
     Unknown task names raise before any work starts.
+
+    ``max_embedding_memory`` (bytes, or a string such as ``"2GB"``/``"512MiB"``; None = no limit):
+    past it the embeddings are written to a spill file in ``{cache_dir}/.fastmteb-spill`` (else
+    ``{output_folder}/.fastmteb-spill``), retrieval streams its corpus from there block by block
+    and the other requests are read one task at a time; the file is deleted at the end. Scores
+    are the same as in memory.
+
+    ``distributed`` (None = auto): under ``torchrun`` (``WORLD_SIZE > 1``) every rank loads the
+    tasks, encodes its share of the text pool and searches its share of each retrieval corpus;
+    rank 0 writes the files and every rank returns its ``RunResults``. Call from every rank.
+    ``True`` also shards over a process group the caller initialised; ``False``: this process
+    alone. ``dist_backend``: "nccl" (default when encoding on CUDA) or "gloo" (CPU).
     """
     metas = resolve_tasks(tasks, benchmark)
     if not metas:
         raise ValueError("no tasks to evaluate: pass tasks=[names] or benchmark=NAME")
-    encoder = (
-        model
-        if _is_encoder(model)
-        else _load_encoder(
-            model,
-            device=device,
-            dtype=dtype,
-            prompts=prompts,
-            trust_remote_code=trust_remote_code,
-            batch_tokens=batch_tokens,
+    spill = _spill_settings(max_embedding_memory, cache_dir, output_folder)
+    dist = _distributed_context(model, device, distributed, dist_backend)
+    progress = progress and dist.is_main
+    with _use_distributed(dist):
+        encoder = (
+            model
+            if _is_encoder(model)
+            else _load_encoder(
+                model,
+                device=dist.encoder_device,
+                dtype=dtype,
+                prompts=prompts,
+                trust_remote_code=trust_remote_code,
+                batch_tokens=batch_tokens,
+            )
         )
-    )
-    clock = _Clock()  # phases are timed from here: loading the model is not part of any task
-    out_dir = model_result_dir(output_folder, encoder.name, encoder.revision)
-    outcome = _Outcome()
-    pending = _plan(metas, out_dir, overwrite, outcome)
-    if pending:
-        run = PreparedRun.load(
-            encoder, pending, data_dir=data_dir, cache_dir=cache_dir, progress=progress, clock=clock
-        )
-        outcome.failures.extend(run.failures)
-        if run.tasks:
-            run.embed()
-            run.release_pool()
-            settings = {
-                "device": device,
-                "dtype": dtype,
-                "batch_tokens": batch_tokens,
-                "encoder_fingerprint": getattr(encoder, "fingerprint", None),
-            }
-            _write_results(run, encoder, out_dir, settings, progress, outcome)
+        clock = _Clock()  # phases are timed from here: loading the model is not part of any task
+        out_dir = model_result_dir(output_folder, encoder.name, encoder.revision)
+        outcome = _Outcome()
+        pending = _plan(metas, out_dir, overwrite, outcome, dist)
+        if pending:
+            run = PreparedRun.load(
+                encoder,
+                pending,
+                data_dir=data_dir,
+                cache_dir=cache_dir,
+                progress=progress,
+                clock=clock,
+                spill=spill,
+            )
+            _agree_on_loaded_tasks(run, dist, cache_dir, progress)
+            outcome.failures.extend(run.failures)
+            if run.tasks:
+                try:
+                    run.embed()
+                    run.release_pool()
+                    settings = {
+                        "device": device,
+                        "dtype": dtype,
+                        "batch_tokens": batch_tokens,
+                        "encoder_fingerprint": getattr(encoder, "fingerprint", None),
+                    }
+                    if spill:
+                        settings["max_embedding_memory"] = spill["max_embedding_memory"]
+                    _write_results(run, encoder, out_dir, settings, progress, outcome, dist)
+                finally:
+                    if _is_spilled(run.embeddings):
+                        run.embeddings.close()  # deletes the spill file now, not when GC finds it
 
-    order = {meta.name: i for i, meta in enumerate(metas)}
-    run_results = RunResults(
-        (outcome.results[m.name] for m in metas if m.name in outcome.results),
-        failures=sorted(outcome.failures, key=lambda f: order[f.task_name]),
-        skipped=outcome.skipped,
-        output_dir=out_dir,
-    )
+        dist.barrier()
+        order = {meta.name: i for i, meta in enumerate(metas)}
+        run_results = RunResults(
+            (outcome.results[m.name] for m in metas if m.name in outcome.results),
+            failures=sorted(outcome.failures, key=lambda f: order[f.task_name]),
+            skipped=outcome.skipped,
+            output_dir=out_dir,
+        )
+        if dist.is_distributed:  # every rank returns what rank 0 wrote
+            run_results = _from_main_rank(dist, run_results)
     if run_results.failures and raise_error:
         error = TaskFailedError(run_results)
         if len(run_results.failures) == 1 and run_results.failures[0].exception is not None:
             raise error from run_results.failures[0].exception
         raise error
     return run_results
+
+
+def _spill_settings(
+    max_embedding_memory: int | str | None,
+    cache_dir: str | os.PathLike[str] | None,
+    output_folder: str | os.PathLike[str],
+) -> dict[str, Any]:
+    """``TextPool`` keywords for a memory limit (validated now, before any work); {} for none."""
+    from fastmteb.encoding.store import parse_memory_size
+
+    limit = parse_memory_size(max_embedding_memory)
+    if limit is None:
+        return {}
+    folder = Path(cache_dir if cache_dir is not None else output_folder) / ".fastmteb-spill"
+    return {"max_embedding_memory": limit, "spill_dir": folder}
 
 
 @dataclass
@@ -724,9 +810,27 @@ class _Outcome:
 
 
 def _plan(
-    metas: Sequence[TaskMetadata], out_dir: Path, overwrite: bool, outcome: _Outcome
+    metas: Sequence[TaskMetadata],
+    out_dir: Path,
+    overwrite: bool,
+    outcome: _Outcome,
+    dist: Distributed | None = None,
 ) -> list[tuple[TaskMetadata, TaskResult | None, list[tuple[str, str]]]]:
-    """Read back finished tasks; the others with their earlier result and missing pairs."""
+    """Read back finished tasks; the others with their earlier result and missing pairs.
+
+    Distributed: rank 0 alone reads the output folder (other machines may not see it) and every
+    rank evaluates the (split, subset) pairs it chose, so that all build the same text pool.
+    """
+    if dist is not None and dist.is_distributed:
+        chosen = None
+        if dist.is_main:
+            pending = _plan(metas, out_dir, overwrite, outcome)
+            chosen = [(meta.name, todo) for meta, _, todo in pending]
+        chosen = dist.broadcast_object(chosen)
+        if dist.is_main:
+            return pending
+        by_name = {meta.name: meta for meta in metas}
+        return [(by_name[name], None, todo) for name, todo in chosen]
     pending = []
     for meta in metas:
         earlier, todo = _existing_result(task_result_path(out_dir, meta.name), meta, overwrite)
@@ -770,12 +874,25 @@ def _write_results(
     settings: Mapping[str, Any],
     progress: bool,
     outcome: _Outcome,
+    dist: Distributed | None = None,
 ) -> None:
-    """Score each task and write its file (plus model_meta.json and run_settings.jsonl)."""
+    """Score each task and write its file (plus model_meta.json and run_settings.jsonl).
+
+    Distributed: the retrieval family is scored on every rank (its search is sharded) and the
+    ranks agree on each such task's success; the other tasks are scored on rank 0 only, which
+    alone writes.
+    """
     assert run.embeddings is not None
+    distributed = dist is not None and dist.is_distributed
+    main = dist is None or dist.is_main
     meta_written = False
-    for meta, result in run.scored(progress=progress, release=True):
+    only = None if main else _scored_on_every_rank
+    for meta, result in run.scored(progress=progress, release=True, only=only):
         name = meta.name
+        if distributed and _scored_on_every_rank(meta):
+            result = _agree_on_result(dist, meta, result)
+        if not main:
+            continue
         if isinstance(result, TaskFailure):
             outcome.failures.append(result)
             continue
@@ -792,3 +909,87 @@ def _write_results(
             outcome.failures.append(_failure(name, "write", e))
             continue
         outcome.results[name] = result
+
+
+# ---------------------------------------------------------------------------------------------
+# torch.distributed (fastmteb.distributed): every rank runs evaluate, rank 0 writes
+
+def _scored_on_every_rank(meta: TaskMetadata) -> bool:
+    """Retrieval-family tasks search with retrieval.search, which shards the corpus over the
+    ranks: every rank must score them, in the same order."""
+    from fastmteb.data.loading import RETRIEVAL_TYPES
+
+    return meta.type in RETRIEVAL_TYPES
+
+
+def _distributed_context(
+    model: Any, device: str | None, enabled: bool | None, backend: str | None
+) -> Distributed:
+    from fastmteb.distributed import Distributed
+
+    if _is_encoder(model):  # a ready encoder already sits on its device
+        device = getattr(model, "device", device)
+    return Distributed.from_env(device=device, backend=backend, enabled=enabled)
+
+
+def _use_distributed(dist: Distributed) -> Any:
+    from fastmteb.distributed import use
+
+    return use(dist)
+
+
+def _agree_on_loaded_tasks(
+    run: PreparedRun, dist: Distributed, cache_dir: Any, progress: bool
+) -> None:
+    """Keep only the tasks every rank loaded (a task that failed to load anywhere fails
+    everywhere), so that all ranks hold the same text pool."""
+    if not dist.is_distributed:
+        return
+    from fastmteb.distributed import PeerRankError
+
+    reports = dist.all_gather_object(
+        ([t.meta.name for t in run.tasks], [(f.task_name, f.phase, f.error) for f in run.failures])
+    )
+    everywhere = set.intersection(*(set(names) for names, _ in reports))
+    failed = {f.task_name for f in run.failures}
+    for rank, (_, failures) in enumerate(reports):
+        for name, phase, error in failures:
+            if name not in failed:
+                failed.add(name)
+                run.failures.append(
+                    _failure(name, phase, PeerRankError(f"on rank {rank}: {error}"))
+                )
+    if any(failures for _, failures in reports):
+        # rebuilt from the kept tasks alone: a task that failed while adding its texts may have
+        # left some in this rank's pool
+        run.tasks = [task for task in run.tasks if task.meta.name in everywhere]
+        run.rebind(run.encoder, cache_dir=cache_dir, progress=progress)
+
+
+def _agree_on_result(
+    dist: Distributed, meta: TaskMetadata, result: TaskResult | TaskFailure
+) -> TaskResult | TaskFailure:
+    """A task scored on every rank succeeds only if it succeeded on all of them."""
+    from fastmteb.distributed import PeerRankError
+
+    reports = dist.all_gather_object(result.error if isinstance(result, TaskFailure) else None)
+    if isinstance(result, TaskFailure):
+        return result
+    for rank, report in enumerate(reports):
+        if report is not None:
+            return _failure(meta.name, "score", PeerRankError(f"on rank {rank}: {report}"))
+    return result
+
+
+def _from_main_rank(dist: Distributed, run_results: RunResults) -> RunResults:
+    """Rank 0's ``RunResults`` on every rank (failures without their exception objects)."""
+    payload = None
+    if dist.is_main:
+        failures = [replace(f, exception=None) for f in run_results.failures]
+        payload = (list(run_results), failures, list(run_results.skipped))
+    results, failures, skipped = dist.broadcast_object(payload)
+    if dist.is_main:
+        return run_results
+    return RunResults(
+        results, failures=failures, skipped=skipped, output_dir=run_results.output_dir
+    )

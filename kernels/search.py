@@ -20,6 +20,7 @@ normalised corpus block (cosine or non-fp32 input), and the per-query candidates
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Iterable, Iterator
 from typing import Literal, Union
 
@@ -70,7 +71,9 @@ def topk(
     Args:
         queries: ``[n_queries, dim]`` numpy array or torch tensor (CPU or CUDA).
         corpus: ``[n_docs, dim]`` array/tensor (a numpy memmap works and is read block by block),
-            or an iterable of ``[n_i, dim]`` blocks in document order (read once).
+            a lazy 2-D array with ``shape`` and slicing (a spilled pool's ``RowView``, an h5py
+            dataset: sliced ``block_size`` rows at a time), or an iterable of ``[n_i, dim]``
+            blocks (arrays or lazy arrays) in document order (read once).
         k: number of documents to keep per query, ``k >= 1``.
         metric: ``"cosine"`` (rows L2-normalised, then dot) or ``"dot"``.
         block_size: documents per corpus block; default chosen from a memory budget
@@ -145,11 +148,22 @@ def check_2d(x: ArrayLike, name: str) -> None:
         raise SearchInputError(f"{name} must hold real numbers, got dtype {x.dtype}")
 
 
+def _is_row_source(x: object) -> bool:
+    """A lazy 2-D array (``shape`` + slicing; e.g. a spilled pool's ``RowView``, an h5py or zarr
+    dataset): sliced block by block, never loaded whole."""
+    return (not isinstance(x, (np.ndarray, torch.Tensor, list, tuple, str, bytes, dict))
+            and len(getattr(x, "shape", ())) == 2 and hasattr(x, "__getitem__"))
+
+
 def iter_corpus_blocks(
     corpus: Corpus, block_size: int, dim: int
 ) -> Iterator[tuple[int, ArrayLike]]:
-    """Yield ``(offset, block)``: contiguous document blocks of at most ``block_size`` rows."""
-    if isinstance(corpus, (np.ndarray, torch.Tensor)):
+    """Yield ``(offset, block)``: contiguous document blocks of at most ``block_size`` rows.
+
+    A part that is a lazy 2-D array (``_is_row_source``) is sliced ``block_size`` rows at a time
+    and each slice read as an array, so only one block of it is ever in memory.
+    """
+    if isinstance(corpus, (np.ndarray, torch.Tensor)) or _is_row_source(corpus):
         check_2d(corpus, "corpus")
         parts: Iterable[ArrayLike] = (corpus,)
     elif isinstance(corpus, (str, bytes, dict)) or not isinstance(corpus, Iterable):
@@ -161,7 +175,8 @@ def iter_corpus_blocks(
         parts = corpus
     offset = 0
     for part in parts:
-        if not isinstance(part, (np.ndarray, torch.Tensor)):
+        lazy = _is_row_source(part)
+        if not lazy and not isinstance(part, (np.ndarray, torch.Tensor)):
             part = np.asarray(part)
         check_2d(part, "corpus block")
         if part.shape[1] != dim:
@@ -170,8 +185,29 @@ def iter_corpus_blocks(
             )
         for start in range(0, part.shape[0], block_size):
             block = part[start:start + block_size]
+            if lazy and not isinstance(block, (np.ndarray, torch.Tensor)):
+                block = np.asarray(block)
             yield offset, block
+            _drop_mapped_pages(block)
             offset += block.shape[0]
+
+
+def _drop_mapped_pages(block: ArrayLike) -> None:
+    """Once a block of a read-only ``np.memmap`` is searched, unmap its pages from this process
+    (``madvise(MADV_DONTNEED)``): they stay in the page cache for the next reader, but no longer
+    count in the process's RSS, which therefore stays about one block however large the file."""
+    mapping = getattr(block, "_mmap", None)
+    if (mapping is None or getattr(block, "mode", None) != "r" or not hasattr(mapping, "madvise")
+            or not block.flags.c_contiguous or block.nbytes == 0):
+        return
+    whole = np.frombuffer(mapping, dtype=np.uint8)
+    start = block.ctypes.data - whole.ctypes.data
+    del whole  # releases the buffer export
+    first_page = start - start % mmap.PAGESIZE
+    try:
+        mapping.madvise(mmap.MADV_DONTNEED, first_page, start + block.nbytes - first_page)
+    except (OSError, ValueError):  # an unusual mapping: keep the pages, correctness is unaffected
+        pass
 
 
 def empty_corpus_error() -> SearchInputError:
@@ -193,6 +229,8 @@ def corpus_length(corpus: Corpus) -> int | None:
     """Number of documents when known without reading the corpus."""
     if isinstance(corpus, (np.ndarray, torch.Tensor)):
         return int(corpus.shape[0]) if corpus.ndim >= 1 else None
+    if _is_row_source(corpus):
+        return int(corpus.shape[0])
     return None
 
 

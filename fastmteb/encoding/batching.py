@@ -22,6 +22,7 @@ import torch
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_WASTE = 0.2  # padding share at which a batch is cut (once it holds MIN_BATCH_ROWS rows)
+CPU_MAX_PADDING_WASTE = 0.02  # a CPU gains nothing from fuller batches (see TorchEncoder)
 MIN_BATCH_ROWS = 16
 
 

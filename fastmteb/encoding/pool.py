@@ -13,31 +13,53 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Hashable, Sequence
+from typing import Any, Callable, Hashable, Sequence
 
 import numpy as np
 
+from fastmteb.distributed import Distributed, shard_bounds
+from fastmteb.distributed import current as current_distributed
 from fastmteb.encoding.base import EncodeContext, Encoder
 from fastmteb.encoding.batching import EncodeStats
 from fastmteb.encoding.cache import EmbeddingCache, entry_digest
+from fastmteb.encoding.store import EmbeddingStore, parse_memory_size
+from fastmteb.encoding.store import spill_dtype as _checked_spill_dtype
 
 
 class TextPool:
     """Deduplicating, optionally disk-cached embedding pool over one ``Encoder``."""
 
     def __init__(
-        self, encoder: Encoder, *, cache_dir: str | Path | None = None, progress: bool = True
+        self,
+        encoder: Encoder,
+        *,
+        cache_dir: str | Path | None = None,
+        progress: bool = True,
+        max_embedding_memory: int | str | None = None,
+        spill_dir: str | Path | None = None,
+        spill_dtype: str = "float32",
     ) -> None:
+        """``max_embedding_memory`` (bytes, or "2GB"/"512MiB"; None = no limit): past it the
+        vectors live in a spill file (``fastmteb.encoding.store``) in ``spill_dir`` (default
+        ``<cache_dir>/.fastmteb-spill``, else the temp folder) as ``spill_dtype`` ("float32", or
+        "float16": half the disk, rounded vectors), and ``embeddings()`` returns a lazy
+        ``RowView`` instead of an ndarray."""
         self.encoder = encoder
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.progress = progress
+        self.max_embedding_bytes = parse_memory_size(max_embedding_memory)
+        if spill_dir is None and self.cache_dir is not None:
+            spill_dir = self.cache_dir / ".fastmteb-spill"
+        self.spill_dir = Path(spill_dir) if spill_dir is not None else None
+        self.spill_dtype = _checked_spill_dtype(spill_dtype).name
         self._entry_of: dict[tuple[Hashable, str], int] = {}
         self._texts: list[str] = []
         self._group_of_entry: list[int] = []
         self._group_ids: dict[Hashable, int] = {}
         self._groups: list[tuple[Hashable, EncodeContext]] = []
         self._token_ids: list[np.ndarray | None] = []
-        self._vectors: np.ndarray | None = None
+        # float32 ndarray without a memory limit; an EmbeddingStore (RAM or spill file) with one
+        self._vectors: np.ndarray | EmbeddingStore | None = None
         self._done = np.zeros(0, dtype=bool)
         self._cache: EmbeddingCache | None = None
         self._requested = 0
@@ -102,13 +124,29 @@ class TextPool:
                     f"encoder {self.encoder.name!r} returned {rows.shape[1]}-dim vectors after "
                     f"{self._vectors.shape[1]}-dim ones; one pool holds one embedding size"
                 )
-            self._vectors = np.zeros((len(self._texts), rows.shape[1]), dtype=np.float32)
+            if isinstance(self._vectors, EmbeddingStore):
+                self._vectors.close()
+            self._vectors = self._new_vectors(rows.shape[1])
         if self._vectors.shape[0] < len(self._texts):
-            grown = np.zeros((len(self._texts), self._vectors.shape[1]), dtype=np.float32)
-            grown[: self._vectors.shape[0]] = self._vectors
-            self._vectors = grown
+            if isinstance(self._vectors, EmbeddingStore):
+                self._vectors.resize(len(self._texts))
+            else:
+                grown = np.zeros((len(self._texts), self._vectors.shape[1]), dtype=np.float32)
+                grown[: self._vectors.shape[0]] = self._vectors
+                self._vectors = grown
         self._vectors[entries] = rows
         self._done[entries] = True
+
+    def _new_vectors(self, dim: int) -> np.ndarray | EmbeddingStore:
+        if self.max_embedding_bytes is None:
+            return np.zeros((len(self._texts), dim), dtype=np.float32)
+        return EmbeddingStore(len(self._texts), dim, max_bytes=self.max_embedding_bytes,
+                              folder=self.spill_dir, dtype=self.spill_dtype)
+
+    @property
+    def spilled(self) -> bool:
+        """True when the vectors live in a spill file (``max_embedding_memory`` exceeded)."""
+        return isinstance(self._vectors, EmbeddingStore) and self._vectors.spilled
 
     def embeddings(self) -> np.ndarray:
         """float32 [len(pool), dim]; encodes only the entries not encoded yet."""
@@ -127,47 +165,127 @@ class TextPool:
                 self._store_rows(hit_entries, np.stack([hits[p] for p in hits]))
                 self._cache_hits += len(hit_entries)
                 missing = np.flatnonzero(~self._done[: len(self._texts)])
+        dist = current_distributed()
+        if dist.is_distributed:
+            # all ranks must encode the same entries in the same batches: one missed by any
+            # rank's cache is encoded again everywhere
+            missing = np.flatnonzero(~dist.all_true(self._done[: len(self._texts)]))
         groups = (
             np.asarray(self._group_of_entry, dtype=np.int64)[missing]
             if len(missing)
             else np.zeros(0, np.int64)
         )
         for group in np.unique(groups):
-            entries = missing[groups == group]
-            rows = self._encode_group(int(group), entries)
-            self._store_rows(entries, rows)
-            self._encoded += len(entries)
-            if cache is not None:
-                cache.store([digests[int(e)] for e in entries], rows)
+            for entries in self._chunks(int(group), missing[groups == group], dist):
+                rows = self._encode_group(int(group), entries)
+                self._store_rows(entries, rows)
+                self._encoded += len(entries)
+                if cache is not None and dist.is_main:  # one writer per cache folder
+                    cache.store(
+                        [
+                            digests.get(int(e))
+                            or entry_digest(self._groups[self._group_of_entry[e]][0], self._texts[e])
+                            for e in entries
+                        ],
+                        rows,
+                    )
         self._seconds += time.perf_counter() - started
         if self._vectors is None:
             return np.zeros((len(self._texts), 0), dtype=np.float32)
         return self._vectors[: len(self._texts)]
 
+    def _tokenize(self, entries: np.ndarray, ctx: EncodeContext) -> None:
+        untokenized = [int(e) for e in entries if self._token_ids[e] is None]
+        if untokenized:
+            tokenized = self.encoder.tokenize([self._texts[e] for e in untokenized], ctx)
+            for entry, ids in zip(untokenized, tokenized, strict=True):
+                self._token_ids[entry] = ids
+
+    def _chunks(self, group: int, entries: np.ndarray, dist: Distributed) -> list[np.ndarray]:
+        """``entries`` in pieces whose vectors fit a quarter of ``max_embedding_memory``, so an
+        encode never holds more than that before the rows go to the store. Pieces are runs of
+        whole token-budget batches of the plan ``encode_tokenized`` makes for all ``entries``
+        (it re-plans each piece to the same batches), so every vector is computed in the same
+        batch, and is bitwise the same, as without a limit."""
+        plan = getattr(self.encoder, "plan", None)
+        if (
+            self.max_embedding_bytes is None
+            or dist.is_distributed
+            or not callable(plan)
+            or not callable(getattr(self.encoder, "tokenize", None))
+        ):
+            return [entries]
+        dim = getattr(self.encoder, "embedding_dim", None) or 1024
+        rows_per_piece = max(1, self.max_embedding_bytes // 4 // (4 * dim))
+        if len(entries) <= rows_per_piece:
+            return [entries]
+        self._tokenize(entries, self._groups[group][1])
+        lengths = np.fromiter((len(self._token_ids[e]) for e in entries), np.int64, len(entries))
+        pieces, current, size = [], [], 0
+        for batch in plan(lengths):
+            if current and size + len(batch) > rows_per_piece:
+                pieces.append(entries[np.concatenate(current)])
+                current, size = [], 0
+            current.append(batch)
+            size += len(batch)
+        pieces.append(entries[np.concatenate(current)])
+        return pieces
+
     def _encode_group(self, group: int, entries: np.ndarray) -> np.ndarray:
+        """float32 rows of ``entries`` (one group). Under torch.distributed each rank encodes its
+        share (``encode_shard``: the one-process batches dealt round-robin; an encoder without it:
+        a contiguous chunk) and every rank gets all rows."""
         _, ctx = self._groups[group]
         stats = EncodeStats()
+        dist = current_distributed()
         # duck-typed TokenizingEncoder check: isinstance() on the protocol would evaluate the
         # (weight-hashing) fingerprint property
         tokenizing = all(
             callable(getattr(self.encoder, m, None)) for m in ("tokenize", "encode_tokenized")
         )
         if tokenizing:
-            untokenized = [int(e) for e in entries if self._token_ids[e] is None]
-            if untokenized:
-                tokenized = self.encoder.tokenize([self._texts[e] for e in untokenized], ctx)
-                for entry, ids in zip(untokenized, tokenized, strict=True):
-                    self._token_ids[entry] = ids
-            rows = self.encoder.encode_tokenized(
-                [self._token_ids[e] for e in entries], ctx, progress=self.progress, stats=stats
-            )
+            self._tokenize(entries, ctx)
+            token_ids = [self._token_ids[e] for e in entries]
+            if dist.is_distributed and callable(getattr(self.encoder, "encode_shard", None)):
+                positions, local = self.encoder.encode_shard(
+                    token_ids, ctx, rank=dist.rank, world_size=dist.world_size,
+                    progress=self.progress, stats=stats,
+                )
+            elif dist.is_distributed:
+                positions, local = self._encode_chunk(
+                    dist, len(entries),
+                    lambda chunk: self.encoder.encode_tokenized(
+                        [token_ids[i] for i in chunk], ctx, progress=self.progress, stats=stats
+                    ),
+                )
+            else:
+                rows = self.encoder.encode_tokenized(
+                    token_ids, ctx, progress=self.progress, stats=stats
+                )
         else:
-            rows = self.encoder.encode(
-                [self._texts[e] for e in entries], ctx, progress=self.progress
+            encode = lambda chunk: self.encoder.encode(  # noqa: E731
+                [self._texts[entries[i]] for i in chunk], ctx, progress=self.progress
             )
+            if dist.is_distributed:
+                positions, local = self._encode_chunk(dist, len(entries), encode)
+            else:
+                rows = encode(np.arange(len(entries)))
             stats.texts = len(entries)
+        if dist.is_distributed:
+            rows = _assemble(dist, len(entries), positions, local)
         self._encode_stats.merge(stats)
         return rows
+
+    @staticmethod
+    def _encode_chunk(
+        dist: Distributed, n: int, encode: Callable[[np.ndarray], Any]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """This rank's contiguous chunk of ``n`` entries for an encoder that batches itself: the
+        vectors equal a one-process run's only if the model's output does not depend on what
+        else is in its batches."""
+        bounds = shard_bounds(n, dist.world_size)
+        chunk = np.arange(bounds[dist.rank], bounds[dist.rank + 1], dtype=np.int64)
+        return chunk, np.asarray(encode(chunk), dtype=np.float32)
 
     @property
     def stats(self) -> dict:
@@ -185,3 +303,14 @@ class TextPool:
             "oom_retries": s.oom_retries,
             "seconds": self._seconds,
         }
+
+
+def _assemble(dist: Distributed, n: int, positions: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """All ranks' ``rows`` (at their ``positions``) as one float32 [n, dim] on every rank."""
+    where = np.concatenate(dist.all_gather_rows(np.asarray(positions, dtype=np.int64)))
+    parts = np.concatenate(dist.all_gather_rows(np.asarray(rows, dtype=np.float32)))
+    if where.shape[0] != n or parts.shape[0] != n:
+        raise RuntimeError(f"distributed encoding returned {parts.shape[0]} rows for {n} entries")
+    out = np.empty((n, parts.shape[1]), dtype=np.float32)
+    out[where] = parts
+    return out

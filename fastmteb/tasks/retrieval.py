@@ -24,6 +24,9 @@ import numpy as np
 import torch
 
 from fastmteb import kernels
+from fastmteb.distributed import Distributed, shard_bounds
+from fastmteb.distributed import current as current_distributed
+from fastmteb.encoding.store import RowView
 from fastmteb.kernels import QrelsCSR
 from fastmteb.tasks._common import TaskTypeError, column, param, string_order_rank
 from fastmteb.tasks.base import TaskMetadata, TextRequest
@@ -32,7 +35,7 @@ K_VALUES = (1, 3, 5, 10, 20, 100, 1000)
 _ABSTENTION_RATES = np.linspace(0, 1, 11)[:-1]
 _trapezoid = getattr(np, "trapezoid", None) or np.trapz  # numpy < 2 spells it trapz
 _CONFIDENCES = ("max", "std", "diff1")
-_TASK_SCORES = (None, "max_over_subqueries", "robustness_at_10", "paired_accuracy")
+_TASK_SCORES = (None, "max_over_subqueries", "robustness_at_10", "paired_accuracy", "p_mrr")
 _RUN_BLOCK_ENTRIES = 1 << 24  # entries of one padded run block handed to the ranking kernel
 
 
@@ -63,10 +66,17 @@ class RetrievalPrepared:
     k_values: tuple[int, ...]
     skip_first_result: bool
     task_scores: str | None
+    # p-MRR (FollowIR): per base query id, (row of "{id}-og", row of "{id}-changed", corpus
+    # indices of the documents whose relevance the instruction changed; -1 = not in the corpus)
+    changed_documents: list[tuple[int, int, np.ndarray]] | None = None
 
 
 class Retrieval:
     """One object serves the three retrieval-family types; ``name`` is the type it was made for."""
+
+    # requests score() accepts as a lazy ``RowView`` (a pool spilled past max_embedding_memory):
+    # the corpus is streamed from the spill file block by block
+    lazy_requests = ("corpus",)
 
     def __init__(self, name: str = "Retrieval") -> None:
         self.name = name
@@ -127,8 +137,11 @@ class Retrieval:
         if task_scores not in _TASK_SCORES:
             raise TaskTypeError(
                 f"task {meta.name!r}: unsupported task_specific_scores {task_scores!r}; fastmteb "
-                f"implements {[name for name in _TASK_SCORES if name]} (p-MRR of FollowIR-style tasks is not)"
+                f"implements {[name for name in _TASK_SCORES if name]}"
             )
+        changed_documents = None
+        if task_scores == "p_mrr":
+            changed_documents = _changed_documents(meta, raw, query_ids, doc_index)
         return RetrievalPrepared(
             query_ids=query_ids,
             query_texts=[query_texts_all[i] for i in keep],
@@ -142,6 +155,7 @@ class Retrieval:
             k_values=tuple(param(meta, "k_values", K_VALUES)),
             skip_first_result=bool(param(meta, "skip_first_result", False)),
             task_scores=task_scores,
+            changed_documents=changed_documents,
         )
 
     def requests(self, prepared: RetrievalPrepared) -> dict[str, TextRequest]:
@@ -158,6 +172,7 @@ class Retrieval:
         run = search(prepared, queries, corpus)
         if prepared.identical is not None:
             run = _drop(run, run.docs == np.repeat(prepared.identical, run.lengths))
+        ranked = run  # what mteb hands task_specific_scores: identical ids dropped, first result kept
         if prepared.skip_first_result:
             first = np.zeros(run.docs.shape[0], dtype=bool)
             first[run.indptr[:-1][run.lengths > 0]] = True
@@ -173,6 +188,8 @@ class Retrieval:
             out["robustness_at_10"] = _robustness_at_10(prepared.query_ids, per_query["ndcg_at_10"])
         elif prepared.task_scores == "paired_accuracy":
             out["paired_accuracy"] = _paired_accuracy(prepared.query_ids, per_query["recall_at_1"])
+        elif prepared.task_scores == "p_mrr":
+            out.update(_followir_scores(prepared, ranked, run, per_query))
         return out
 
 
@@ -252,7 +269,7 @@ def _device_embedding(meta: TaskMetadata, embeddings: Mapping[str, Any], name: s
             "pass one array per request returned by requests()"
         )
     array = embeddings[name]
-    if not isinstance(array, torch.Tensor):
+    if not isinstance(array, (torch.Tensor, RowView)):  # a RowView stays on disk until searched
         array = np.asarray(array)
     if array.ndim != 2 or array.shape[0] != n_rows:
         raise TaskTypeError(
@@ -275,15 +292,49 @@ def _unit_rows(x: Any) -> torch.Tensor:
     return torch.nn.functional.normalize(tensor.float(), p=2, dim=1)
 
 
+class _UnitRowsOnDisk:
+    """Rows ``start..stop`` of a spilled ``RowView``, normalised when ``kernels.topk`` slices them.
+
+    ``_unit_blocks`` hands the kernel the same 65536-row parts for a spilled corpus as for one in
+    memory, and the kernel slices both into the same blocks, so the matrix products (whose last
+    bits depend on the block shape) and hence the scores are identical. Each slice is read into
+    the view's reused buffer and normalised in place by the same ``normalize`` as ``_unit_rows``.
+    """
+
+    ndim = 2
+
+    def __init__(self, view: RowView, start: int, stop: int) -> None:
+        self.view, self.start, self.shape = view, start, (stop - start, view.shape[1])
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        first, last, _ = rows.indices(self.shape[0])
+        block = self.view.read(self.start + first, self.start + last)
+        tensor = torch.from_numpy(block)
+        torch.nn.functional.normalize(tensor, p=2, dim=1, out=tensor)
+        return block
+
+
 def _unit_blocks(corpus: Any) -> Any:
-    """The corpus as normalised blocks (numpy for numpy input), so no full normalised copy is made."""
+    """The corpus as normalised blocks (numpy for numpy input), so no full normalised copy is made.
+
+    A ``RowView`` (spilled pool) becomes lazy parts read slice by slice (``_UnitRowsOnDisk``):
+    resident memory stays one kernel block.
+    """
+    if isinstance(corpus, RowView):
+        for start in range(0, corpus.shape[0], _NORMALIZE_BLOCK_ROWS):
+            yield _UnitRowsOnDisk(corpus, start, min(start + _NORMALIZE_BLOCK_ROWS, corpus.shape[0]))
+        return
     for start in range(0, corpus.shape[0], _NORMALIZE_BLOCK_ROWS):
         block = _unit_rows(corpus[start : start + _NORMALIZE_BLOCK_ROWS])
         yield block.numpy() if isinstance(corpus, np.ndarray) else block
 
 
 def search(prepared: RetrievalPrepared, queries: Any, corpus: Any) -> Run:
-    """The ranked run: top ``max(k_values)`` by cosine, best first, ties by document id descending."""
+    """The ranked run: top ``max(k_values)`` by cosine, best first, ties by document id descending.
+
+    Under torch.distributed (``fastmteb.distributed.current()``) the full-corpus search is split
+    over the ranks by corpus rows and merged exactly; reranking is computed whole on every rank.
+    """
     top_k = max(prepared.k_values)
     tie_rank = prepared.tie_rank[prepared.corpus_rows]
     if prepared.candidate_groups is None:
@@ -292,7 +343,11 @@ def search(prepared: RetrievalPrepared, queries: Any, corpus: Any) -> Run:
         unit_queries = _unit_rows(queries)
         if isinstance(queries, np.ndarray):
             unit_queries = unit_queries.numpy()
-        scores, local = kernels.topk(unit_queries, _unit_blocks(corpus), top_k, metric="dot", tie_rank=tie_rank)
+        dist = current_distributed()
+        if dist.is_distributed:
+            scores, local = _sharded_topk(dist, unit_queries, corpus, top_k, tie_rank)
+        else:
+            scores, local = kernels.topk(unit_queries, _unit_blocks(corpus), top_k, metric="dot", tie_rank=tie_rank)
         scores, local = _numpy(scores), _numpy(local)
         n_queries, width = local.shape
         return Run(
@@ -301,6 +356,48 @@ def search(prepared: RetrievalPrepared, queries: Any, corpus: Any) -> Run:
             scores=scores.reshape(-1).astype(np.float32, copy=False),
         )
     return _rerank(prepared, queries, corpus, top_k)
+
+
+def corpus_shard_bounds(n_rows: int, world_size: int) -> np.ndarray:
+    """Rank shards made of whole ``_NORMALIZE_BLOCK_ROWS`` parts (the last one may be short).
+
+    MKL's sgemm rounds a score differently with the shape of the product (small blocks, a single
+    row), so a score is reproducible only if it is computed in the same block as in one process.
+    ``_unit_blocks`` cuts the corpus into these parts and the kernel cuts each part the same way on
+    every rank, so whole parts keep every block, and every float32 score, as in one process; a
+    corpus smaller than ``world_size`` parts leaves the last ranks idle.
+    """
+    n_parts = -(-int(n_rows) // _NORMALIZE_BLOCK_ROWS)
+    return np.minimum(shard_bounds(n_parts, world_size) * _NORMALIZE_BLOCK_ROWS, int(n_rows))
+
+
+def _sharded_topk(
+    dist: Distributed, unit_queries: Any, corpus: Any, top_k: int, tie_rank: np.ndarray
+) -> tuple[Any, Any]:
+    """``kernels.topk`` over the whole corpus, computed as: each rank searches its contiguous
+    shard of corpus rows, then the exact global top-k is merged from the local ones: the same
+    order and float32 scores to the bit (see ``corpus_shard_bounds``)."""
+    bounds = corpus_shard_bounds(corpus.shape[0], dist.world_size)
+    start, stop = int(bounds[dist.rank]), int(bounds[dist.rank + 1])
+    error = scores = indices = None
+    try:
+        if stop > start:
+            blocks = _unit_blocks(corpus[start:stop])
+            scores, local = kernels.topk(
+                unit_queries, blocks, top_k, metric="dot", tie_rank=tie_rank[start:stop]
+            )
+            indices = local + start
+        elif isinstance(unit_queries, torch.Tensor):  # more ranks than documents
+            empty = (unit_queries.shape[0], 0)
+            scores = torch.empty(empty, dtype=torch.float32, device=unit_queries.device)
+            indices = torch.empty(empty, dtype=torch.int64, device=unit_queries.device)
+        else:
+            scores = np.empty((unit_queries.shape[0], 0), dtype=np.float32)
+            indices = np.empty((unit_queries.shape[0], 0), dtype=np.int64)
+    except Exception as failure:  # noqa: BLE001 - re-raised by check_all on every rank
+        error = failure
+    dist.check_all(error, "searching its corpus shard")
+    return dist.merge_topk(scores, indices, top_k, tie_rank)
 
 
 def _rerank(prepared: RetrievalPrepared, queries: Any, corpus: Any, top_k: int) -> Run:
@@ -319,10 +416,10 @@ def _rerank(prepared: RetrievalPrepared, queries: Any, corpus: Any, top_k: int) 
         if cands.shape[0] == 0:
             continue
         cand_unit = d_unit[torch.as_tensor(position[cands], device=d_unit.device)]
-        if rows.shape[0] == 1:  # mteb's float32 shapes exactly: one query against its candidates
-            block = _numpy(q_unit[int(rows[0]) : int(rows[0]) + 1] @ cand_unit.T)
-        else:  # sub-queries sharing candidates (MindSmall): one product, may differ from mteb by an ulp
-            block = _numpy(q_unit[torch.as_tensor(rows, device=q_unit.device)] @ cand_unit.T)
+        # one product per query, mteb's float32 shapes exactly: a [2, d] x [d, n] product may round
+        # differently from two [1, d] x [d, n] ones and flip a near-tie (FollowIR's "-og"/"-changed"
+        # pairs and MindSmall's sub-queries share candidate lists)
+        block = np.vstack([_numpy(q_unit[int(row) : int(row) + 1] @ cand_unit.T) for row in rows])
         if np.isnan(block).any():
             raise TaskTypeError("NaN similarity in reranking: the embeddings contain NaN; check the encoder output")
         ties = np.broadcast_to(prepared.tie_rank[cands], block.shape)
@@ -509,3 +606,85 @@ def _paired_accuracy(query_ids: list[str], recall_1: np.ndarray) -> float:
     keys = {qid.split("_")[0] for qid in query_ids}
     paired = [1 if recall[f"{key}_q1"] == 1 and recall[f"{key}_q2"] == 1 else 0 for key in keys]
     return sum(paired) / len(paired)
+
+
+# ---------------------------------------------------------------- FollowIR (p-MRR)
+
+
+def _changed_documents(
+    meta: TaskMetadata, raw: Mapping[str, Any], query_ids: list[str], doc_index: dict[str, int]
+) -> list[tuple[int, int, np.ndarray]]:
+    """(og row, changed row, changed documents) per ``qrel_diff`` row whose two queries both exist
+    (mteb skips the others with a warning)."""
+    if raw.get("qrel_diff") is None:
+        raise TaskTypeError(
+            f"task {meta.name!r}: p-MRR needs the 'qrel_diff' data (query-id, corpus-ids: the documents "
+            "whose relevance the changed instruction altered); the loader found none for this split"
+        )
+    row_of = {qid: row for row, qid in enumerate(query_ids)}
+    changed_by_query = dict(  # a repeated query id: the last row wins, as in mteb's dict
+        zip(
+            (str(x) for x in column(meta, raw["qrel_diff"], "query-id", "qrel_diff")),
+            column(meta, raw["qrel_diff"], "corpus-ids", "qrel_diff"),
+        )
+    )
+    pairs = []
+    for qid, docs in changed_by_query.items():
+        og, changed = row_of.get(qid + "-og"), row_of.get(qid + "-changed")
+        if og is None or changed is None:
+            continue
+        indices = np.asarray([doc_index.get(str(doc), -1) for doc in docs or []], dtype=np.int64)
+        pairs.append((og, changed, indices))
+    return pairs
+
+
+def _ranks_in_run(run: Run, row: int, docs: np.ndarray) -> np.ndarray:
+    """1-based rank of each of ``docs`` in query ``row``'s ranked list; absent -> list length + 1."""
+    ranked = run.docs[run.indptr[row] : run.indptr[row + 1]]
+    ranks = np.full(docs.shape[0], ranked.shape[0] + 1, dtype=np.float64)
+    for i, doc in enumerate(docs):
+        hit = np.flatnonzero(ranked == doc)
+        if hit.shape[0]:
+            ranks[i] = hit[0] + 1
+    return ranks
+
+
+def p_mrr(prepared: RetrievalPrepared, run: Run) -> float:
+    r"""FollowIR's pairwise MRR change (Weller et al. 2024), mteb's ``calculate_pmrr``.
+
+    For every document :math:`d` whose relevance the changed instruction altered, with rank
+    :math:`o` under the original query and :math:`n` under the changed one (absent = list length + 1):
+
+    .. math::
+        s_d = \frac{n}{o} - 1 \;\text{if } o \ge n, \qquad s_d = 1 - \frac{o}{n} \;\text{otherwise},
+
+    averaged per query, then over queries; positive when the documents move down.
+    """
+    per_query = []
+    for og_row, changed_row, docs in prepared.changed_documents or []:
+        if docs.shape[0] == 0:
+            continue
+        og = _ranks_in_run(run, og_row, docs)
+        new = _ranks_in_run(run, changed_row, docs)
+        per_doc = np.where(og >= new, (1 / og) / (1 / new) - 1, 1 - (1 / new) / (1 / og))
+        per_query.append(per_doc.mean())
+    if not per_query:
+        raise TaskTypeError(
+            "p-MRR: no qrel_diff query has both its '-og' and '-changed' query with judgments; "
+            "check the query ids ('{id}-og', '{id}-changed') against qrel_diff's query-id"
+        )
+    return float(np.mean(per_query))
+
+
+def _followir_scores(
+    prepared: RetrievalPrepared, ranked: Run, run: Run, per_query: Mapping[str, np.ndarray]
+) -> dict[str, Any]:
+    """``p-MRR`` plus the full metric set of the original and of the changed queries (mteb's
+    ``evaluate_p_mrr_change``)."""
+    out: dict[str, Any] = {"p-MRR": p_mrr(prepared, ranked)}
+    is_og = np.asarray([qid.endswith("-og") for qid in prepared.query_ids])
+    conf = confidences(run)
+    for name, rows in (("og", np.flatnonzero(is_og)), ("changed", np.flatnonzero(~is_og))):
+        subset = {key: values[rows] for key, values in per_query.items()}
+        out[name] = score_dict(subset, {key: values[rows] for key, values in conf.items()}, prepared.k_values)
+    return out
