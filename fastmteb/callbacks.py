@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from fastmteb.data.loading import RETRIEVAL_TYPES
 from fastmteb.runner import PreparedRun, TaskFailure, prepare_run
 
 if TYPE_CHECKING:
@@ -70,7 +71,6 @@ __all__ = [
 ]
 
 MEAN_MAIN_SCORE = "mean_main_score"
-_RETRIEVAL_TYPES = ("Retrieval", "Reranking", "InstructionRetrieval")
 
 
 class CallbackEvaluationError(RuntimeError):
@@ -129,7 +129,7 @@ class FixedSubsample:
     def __call__(self, meta: TaskMetadata, raw: Mapping[str, Any], split: str, subset: str) -> dict[str, Any]:
         rng = self._rng(meta, split, subset)
         out = dict(raw)
-        if meta.type not in _RETRIEVAL_TYPES:
+        if meta.type not in RETRIEVAL_TYPES:
             if self.max_samples is not None and split in out:
                 out[split] = _take(out[split], self._pick(rng, len(out[split]), self.max_samples))
             return out

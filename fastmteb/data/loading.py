@@ -4,9 +4,11 @@ package.
 
 ``load_raw(meta, subset, split)`` returns ``dict[str, datasets.Dataset]``:
 
-* retrieval family (Retrieval, Reranking, InstructionRetrieval): ``corpus`` (id, title, text),
-  ``queries`` (id, text[, instruction]), ``qrels`` (query-id, corpus-id, score int32) and, for
-  reranking data, ``top_ranked`` (query-id, corpus-ids), all for ``split``. Queries are those named
+* retrieval family (Retrieval, Reranking, InstructionRetrieval, InstructionReranking): ``corpus``
+  (id, title, text), ``queries`` (id, text[, instruction]), ``qrels`` (query-id, corpus-id, score
+  int32), for reranking data ``top_ranked`` (query-id, corpus-ids), and for FollowIR data
+  ``qrel_diff`` (query-id, corpus-ids: the documents the changed instruction made non-relevant),
+  all for ``split``. Queries are those named
   in the qrels, in file order (mteb's loader filters them the same way).
 * every other type: one entry per split of the subset, with the canonical columns of the type
   (``CANONICAL_COLUMNS``), after the task's dataset transform.
@@ -40,7 +42,9 @@ __all__ = [
 ]
 
 BUNDLED_DIR = Path(__file__).parent / "bundled"
-RETRIEVAL_TYPES = frozenset({"Retrieval", "Reranking", "InstructionRetrieval"})
+RETRIEVAL_TYPES = frozenset(
+    {"Retrieval", "Reranking", "InstructionRetrieval", "InstructionReranking"}
+)
 
 # Column -> kind. Kinds: "str", "number", "label" (int/str/bool), "binary" (0/1), "labels"
 # (scalar label or list of them), "list[str]", "list[number]", "list".
@@ -216,16 +220,9 @@ def _load_hub_retrieval(meta: TaskMetadata, subset: str, split: str) -> dict[str
     queries = _with_string_ids(load(queries_config))
     raw = {"corpus": corpus, "queries": queries, "qrels": qrels}
     if config_name("top_ranked") in configs:
-        top = load(config_name("top_ranked"))
-        raw["top_ranked"] = top.cast(
-            Features(
-                {
-                    **top.features,
-                    "query-id": Value("string"),
-                    "corpus-ids": Sequence(Value("string")),
-                }
-            )
-        ).select_columns(["query-id", "corpus-ids"])
+        raw["top_ranked"] = _id_lists(load(config_name("top_ranked")))
+    if config_name("qrel_diff") in configs:  # FollowIR: documents whose relevance the instruction changed
+        raw["qrel_diff"] = _id_lists(load(config_name("qrel_diff")))
     if config_name("instruction") in configs:
         instructions = load(config_name("instruction")).cast_column("query-id", Value("string"))
         by_query = dict(
@@ -419,19 +416,20 @@ def _load_local_retrieval(
         "queries": queries,
         "qrels": _cast_qrels(meta, _read_qrels_tsv(meta, qrels_path)),
     }
-    top_path = _data_file(sub, "top_ranked")
-    if top_path is not None:
-        top = _rows_to_dataset(meta, _read_jsonl(meta, top_path), top_path)
-        raw["top_ranked"] = top.cast(
-            Features(
-                {
-                    **top.features,
-                    "query-id": Value("string"),
-                    "corpus-ids": Sequence(Value("string")),
-                }
-            )
-        ).select_columns(["query-id", "corpus-ids"])
+    for kind in ("top_ranked", "qrel_diff"):
+        path = _data_file(sub, kind)
+        if path is not None:
+            raw[kind] = _id_lists(_rows_to_dataset(meta, _read_jsonl(meta, path), path))
     return _finish_retrieval(meta, raw)
+
+
+def _id_lists(ds: Dataset) -> Dataset:
+    """``query-id`` (str) and ``corpus-ids`` (list of str): top_ranked and qrel_diff rows."""
+    return ds.cast(
+        Features(
+            {**ds.features, "query-id": Value("string"), "corpus-ids": Sequence(Value("string"))}
+        )
+    ).select_columns(["query-id", "corpus-ids"])
 
 
 def _local_qrels_path(meta: TaskMetadata, sub: Path, split: str) -> Path:

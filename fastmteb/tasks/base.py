@@ -23,6 +23,7 @@ TASK_TYPES = (
     "Retrieval",
     "Reranking",
     "InstructionRetrieval",
+    "InstructionReranking",
     "Classification",
     "MultilabelClassification",
     "Clustering",

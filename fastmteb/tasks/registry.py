@@ -2245,7 +2245,46 @@ _SCIFACT_RERANKING = _task(
     reference=None,
 )
 
-TASKS: dict[str, TaskMetadata] = {meta.name: meta for meta in (*_ENTRIES, _SCIFACT_RERANKING)}
+def _followir(corpus: str, revision: str) -> TaskMetadata:
+    """A FollowIR instruction-reranking task (mteb 2.x ``InstructionReranking``, main score p-MRR)."""
+    return _task(
+        name=f"{corpus}InstructionRetrieval",
+        type="InstructionReranking",
+        hf_path=f"mteb/{corpus}InstructionRetrieval",
+        hf_revision=revision,
+        main_score="p-MRR",
+        eval_splits=("test",),
+        hf_subsets=("default",),
+        languages={"default": ("eng-Latn",)},
+        multilingual=False,
+        prompt=None,
+        license="mit",
+        local_dir=None,
+        transform=None,
+        params={
+            "ignore_identical_ids": False,
+            "k_values": (1, 3, 5, 10, 20, 100, 1000),
+            "skip_first_result": False,
+            "abstask_prompt": "Retrieve text based on user query.",
+            "task_specific_scores": "p_mrr",
+        },
+        description=(
+            f"Measuring retrieval instruction following ability on {corpus} narratives for the "
+            "FollowIR benchmark."
+        ),
+        reference="https://arxiv.org/abs/2403.15246",
+    )
+
+
+_FOLLOWIR = (
+    _followir("Core17", "67d8733dd0691f08f34ed9dda5941578cba8d91c"),
+    _followir("News21", "c6fffeb9cdd95c1ffa81c62c687b48b56352872b"),
+    _followir("Robust04", "0495a5cb69aa8fa5bca81bd56ac248911c19eeb6"),
+)
+
+TASKS: dict[str, TaskMetadata] = {
+    meta.name: meta for meta in (*_ENTRIES, *_FOLLOWIR, _SCIFACT_RERANKING)
+}
 
 _BUNDLED_MINI = (
     "SciFact",

@@ -53,6 +53,7 @@ TASK_TYPE_OBJECTS: dict[str, TaskType] = {
     "Retrieval": retrieval.Retrieval("Retrieval"),
     "Reranking": retrieval.Retrieval("Reranking"),
     "InstructionRetrieval": retrieval.Retrieval("InstructionRetrieval"),
+    "InstructionReranking": retrieval.Retrieval("InstructionReranking"),
     "Classification": classification.Classification(),
     "MultilabelClassification": classification.MultilabelClassification(),
     "Clustering": clustering.Clustering(),

@@ -101,6 +101,24 @@ def test_hub_retrieval_matches_mteb_loader(tmp_path):
     assert top == theirs["top_ranked"]
 
 
+def test_hub_followir_qrel_diff_matches_mteb_loading(tmp_path):
+    """FollowIR's qrel_diff config (split "qrel_diff") is read as mteb's task_specific_scores reads it."""
+    import datasets
+
+    repo = _retrieval_repo(tmp_path / "repo", with_top_ranked=True)
+    diff_rows = [{"query-id": "q1", "corpus-ids": [11, 14]}, {"query-id": "q3", "corpus-ids": []}]
+    _write_jsonl(repo / "qrel_diff" / "qrel_diff.jsonl", diff_rows)
+    readme = (repo / "README.md").read_text(encoding="utf-8").rstrip("-\n")
+    readme += "\n- config_name: qrel_diff\n  data_files:\n  - split: qrel_diff\n    path: qrel_diff/qrel_diff.jsonl\n---\n"
+    (repo / "README.md").write_text(readme, encoding="utf-8")
+    meta = _hub("Core17InstructionRetrieval", str(repo))
+    ours = load_raw(meta, "default", "test")
+    theirs = datasets.load_dataset(str(repo), "qrel_diff", split="qrel_diff", revision=meta.hf_revision)
+    ours_diff = dict(zip(ours["qrel_diff"]["query-id"], ours["qrel_diff"]["corpus-ids"], strict=True))
+    assert ours_diff == {"q1": ["11", "14"], "q3": []}
+    assert {r["query-id"]: [str(d) for d in r["corpus-ids"]] for r in theirs} == ours_diff
+
+
 def test_hub_retrieval_split_fallback_and_missing_split(tmp_path):
     repo = _retrieval_repo(tmp_path / "repo")
     meta = _hub("SciFact", str(repo))
