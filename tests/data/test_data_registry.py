@@ -46,6 +46,9 @@ def _expected_params(task) -> dict:
         )
         if task.metadata.main_score.startswith("max_over_subqueries"):
             p["max_over_subqueries"] = True
+        extra = type(task).__dict__.get("task_specific_scores")
+        if extra is not None and "evaluate_p_mrr_change" in inspect.getsource(extra):
+            p["task_specific_scores"] = "p_mrr"
     elif isinstance(task, AbsTaskClassification):
         p.update(
             samples_per_label=task.samples_per_label,
