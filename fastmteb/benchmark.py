@@ -502,8 +502,11 @@ def _as_torch_encoder(model: Any, device: str | None) -> TorchEncoder:
 
 
 def contention_note(machine: dict[str, Any]) -> str | None:
-    """A warning when the 1-minute load average at the start exceeded the core count."""
+    """A warning when the 1-minute load average at the start exceeded the core count, unless the
+    benchmark ran at realtime priority (``chrt -f``: the other processes were held off the CPU)."""
     load, cores = machine.get("load_average"), machine.get("cpu_count")
+    if machine.get("realtime_priority"):
+        return None
     if load and cores and load[0] > cores:
         return f"BUSY MACHINE (load {load[0]:.1f} on {cores} cores): figures not representative"
     return None
@@ -518,6 +521,7 @@ def _machine_info(device: torch.device) -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        "realtime_priority": os.sched_getscheduler(0) in (os.SCHED_FIFO, os.SCHED_RR),
     }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
