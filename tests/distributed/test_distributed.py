@@ -32,6 +32,9 @@ from fastmteb.distributed import (
     shard_bounds,
 )
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from toy_models import bag_of_words  # noqa: E402
+
 SHARED = Path("/work/shared/data")
 TIMING_FIELDS = {"evaluation_time", "date", "evaluation_phases", "kg_co2_emissions"}
 
@@ -224,16 +227,6 @@ def _collectives_worker(rank: int, world_size: int, port: int) -> None:
 
 def test_collectives_on_two_gloo_processes():
     torch.multiprocessing.spawn(_collectives_worker, args=(2, free_port()), nprocs=2)
-
-
-def bag_of_words(texts: list[str]) -> np.ndarray:
-    """A model that needs no tokenizer (so the pool shards it by contiguous chunks)."""
-    out = np.zeros((len(texts), 64), dtype=np.float32)
-    for row, text in enumerate(texts):
-        for word in text.lower().split():
-            out[row, zlib.crc32(word.encode()) % 64] += 1.0
-        out[row, 63] += 0.5
-    return out
 
 
 def make_data(folder: Path, n_docs: int = 260, n_queries: int = 40) -> Path:

@@ -36,6 +36,9 @@ from fastmteb.encoding.store import (
 )
 from fastmteb.tasks.retrieval import _unit_blocks, _unit_rows
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from toy_models import bag_of_words  # noqa: E402
+
 CTX = EncodeContext("SciFact", "Retrieval", "document", "test", "default", None)
 
 
@@ -292,16 +295,6 @@ def test_a_spill_file_opens_with_numpy_and_round_trips(tmp_path):
 
 
 # ---------------------------------------------------------------- a real run
-
-
-def bag_of_words(texts: list[str]) -> np.ndarray:
-    """Hashed word counts: deterministic, and similar texts get similar vectors (many ties)."""
-    out = np.zeros((len(texts), 64), dtype=np.float32)
-    for i, text in enumerate(texts):
-        for word in text.lower().split():
-            out[i, zlib.crc32(word.encode()) % 64] += 1.0
-        out[i, 63] += 0.5
-    return out
 
 
 def _result_files(folder: Path) -> dict[str, dict]:
