@@ -13,11 +13,13 @@ Three front ends share one core (``TrainingEvaluation``) and one code path with 
   ``pytorch_lightning`` imports (neither is a dependency); logs to ``trainer.loggers``.
 
 What does not depend on the weights is done once, on the first call (or ``prepare(model)``): data
-loading, ``prepare`` (texts, samples, qrels arrays), the text pool and its tokenization. Each call
-then re-encodes every text with the model's *current* weights (no disk cache: a fingerprint cannot
-be trusted across steps) and scores. During a call the model is in eval mode under ``no_grad``; its
-mode and the RNG states of the training loop (python ``random``, numpy's global generator, torch
-CPU and CUDA) are restored afterwards.
+loading, ``prepare`` (texts, samples, qrels arrays), the text pool and its tokenization. Each later
+call re-encodes every text with the model's *current* weights (no disk cache) and scores. A call
+whose weights are unchanged since the previous call (an evaluation fired twice at one step, e.g.
+every-N-steps and ``on_evaluate`` together) returns that call's scores without encoding
+(``reuse_unchanged``; see ``weights_state``). During a call the model is in eval mode under
+``no_grad``; its mode and the RNG states of the training loop (python ``random``, numpy's global
+generator, torch CPU and CUDA) are restored afterwards.
 
 ``max_samples`` / ``max_corpus`` take a fixed (seeded) subsample per task for speed. Scores on a
 subsample are NOT comparable with the leaderboard or with a full ``fastmteb.evaluate`` run; they are
@@ -42,6 +44,7 @@ import numpy as np
 import torch
 
 from fastmteb.data.loading import RETRIEVAL_TYPES
+from fastmteb.encoding.models import weights_digest
 from fastmteb.runner import PreparedRun, TaskFailure, prepare_run
 
 if TYPE_CHECKING:
@@ -204,6 +207,25 @@ def _model_device(model: Any) -> str | None:
     return None
 
 
+def weights_state(model: Any) -> tuple[Any, ...] | None:
+    """What tells whether ``model``'s weights changed between two calls, or None when they cannot
+    be seen (a plain callable, an encoder without a torch module).
+
+    Two signals, both must be unchanged for a call to count as "same weights": every parameter's
+    and buffer's (identity, storage address, autograd version counter), and ``weights_digest``
+    (per-tensor float64 sum and sum of squares). Either alone misses real updates: fused optimizers
+    (``AdamW(fused=True)``) and writes through ``.data`` do not bump version counters; the digest
+    would miss an update that keeps every tensor's sum and sum of squares to the last bit (e.g. a
+    permutation of one tensor's values written through ``.data``), which no training step does.
+    """
+    module = model if isinstance(model, torch.nn.Module) else getattr(model, "module", None)
+    if not isinstance(module, torch.nn.Module):
+        return None
+    tensors = [*module.parameters(), *module.buffers()]
+    versions = tuple((id(t), t.data_ptr(), t._version) for t in tensors)
+    return versions, weights_digest(module)
+
+
 def _is_encoder(model: Any) -> bool:
     """A ready fastmteb ``Encoder`` (a SentenceTransformer has no ``group_key``, so it is wrapped)."""
     return all(hasattr(model, attr) for attr in ("name", "revision", "group_key", "encode"))
@@ -224,9 +246,10 @@ class EvaluationRecord:
     metrics: dict[str, float]
     results: dict[str, TaskResult]
     failures: list[TaskFailure] = field(default_factory=list)
-    prepared_seconds: float = 0.0  # load + prepare time paid in this call (first call only)
-    encode_seconds: float = 0.0  # forward passes (and, on the first call, tokenization)
+    prepared_seconds: float = 0.0  # load + prepare + tokenize, paid in this call (first call only)
+    encode_seconds: float = 0.0  # forward passes
     score_seconds: float = 0.0
+    reused: bool = False  # weights unchanged since the previous call: its scores, nothing encoded
 
     def to_json(self, subsample: Mapping[str, Any] | None) -> dict[str, Any]:
         return {
@@ -237,6 +260,7 @@ class EvaluationRecord:
             "prepared_seconds": self.prepared_seconds,
             "encode_seconds": self.encode_seconds,
             "score_seconds": self.score_seconds,
+            "reused": self.reused,
             "subsample": dict(subsample) if subsample else None,
             "metrics": self.metrics,
             "scores": {name: result.scores for name, result in self.results.items()},
@@ -274,6 +298,9 @@ class TrainingEvaluation:
     ``metrics``: metric names logged per task besides ``main_score``. ``history_path``: JSON lines,
     one per call. ``dtype`` / ``batch_tokens`` / ``prompts``: as ``load_encoder``.
     ``raise_error``: a task failing raises ``CallbackEvaluationError``; else it is logged and left out.
+    ``reuse_unchanged``: a call on the same model object whose weights did not change since the
+    previous call (``weights_state``) returns that call's scores without encoding; False: always
+    re-encode.
     """
 
     def __init__(
@@ -292,6 +319,7 @@ class TrainingEvaluation:
         prompts: Mapping[str, str] | None = None,
         raise_error: bool = True,
         progress: bool = False,
+        reuse_unchanged: bool = True,
     ) -> None:
         if tasks is None and benchmark is None:
             raise ValueError("TrainingEvaluation: pass tasks=[names] or benchmark=NAME")
@@ -308,9 +336,11 @@ class TrainingEvaluation:
         self.prompts = prompts
         self.raise_error = raise_error
         self.progress = progress
+        self.reuse_unchanged = reuse_unchanged
         self.history: list[EvaluationRecord] = []
         self._run: PreparedRun | None = None
         self._model: Any = None
+        self._last: tuple[Any, EvaluationRecord] | None = None  # (weights_state, record) of the last encode
 
     # -- preparation ------------------------------------------------------------------------
     def _encoder_for(self, model: Any) -> Any:
@@ -327,8 +357,9 @@ class TrainingEvaluation:
         )
 
     def prepare(self, model: Any) -> PreparedRun:
-        """Load and prepare the tasks and fill the text pool for ``model`` (done on the first call
-        otherwise). A different model object later gets a new pool over the same prepared data."""
+        """Load and prepare the tasks, fill the text pool for ``model`` and tokenize it (done on
+        the first call otherwise). A different model object later gets a new pool over the same
+        prepared data (tokenized again: its tokenizer may differ)."""
         if self._run is not None and model is self._model:
             return self._run
         encoder = self._encoder_for(model)
@@ -346,7 +377,9 @@ class TrainingEvaluation:
                 self._report(self._run.failures)
         else:
             self._run.rebind(encoder, progress=self.progress)
+        self._run.tokenize()
         self._model = model
+        self._last = None
         return self._run
 
     def _report(self, failures: Sequence[TaskFailure]) -> None:
@@ -357,29 +390,51 @@ class TrainingEvaluation:
 
     # -- one call ---------------------------------------------------------------------------
     def __call__(self, model: Any, *, step: int | None = None, epoch: float | None = None) -> EvaluationRecord:
-        """Encode every text with ``model``'s current weights and score every task."""
+        """Encode every text with ``model``'s current weights and score every task (or, weights
+        unchanged since the previous call and ``reuse_unchanged``, return that call's scores)."""
         started = time.perf_counter()
         with preserved_training_state(model):
             first = self._run is None or model is not self._model
             run = self.prepare(model)
             prepared_seconds = time.perf_counter() - started if first else 0.0
-            encode_started = time.perf_counter()
-            run.embed(reencode=True)
-            score_started = time.perf_counter()
-            results: dict[str, TaskResult] = {}
-            failures: list[TaskFailure] = []
-            for meta, outcome in run.scored(progress=self.progress, release=False):
-                if isinstance(outcome, TaskFailure):
-                    failures.append(outcome)
-                else:
-                    results[meta.name] = outcome
-            scored = time.perf_counter()
-        if failures:
-            self._report(failures)
-        record = EvaluationRecord(
+            state = weights_state(model) if self.reuse_unchanged else None
+            if state is not None and self._last is not None and self._last[0] == state:
+                last = self._last[1]
+                record = EvaluationRecord(
+                    step=step,
+                    epoch=epoch,
+                    seconds=time.perf_counter() - started,
+                    metrics=dict(last.metrics),
+                    results=last.results,
+                    reused=True,
+                )
+            else:
+                record = self._encode_and_score(run, step, epoch, started, prepared_seconds)
+                self._last = (state, record) if state is not None and not record.failures else None
+        if record.failures:
+            self._report(record.failures)
+        self.history.append(record)
+        self.write_history(record)
+        return record
+
+    def _encode_and_score(
+        self, run: PreparedRun, step: int | None, epoch: float | None, started: float, prepared_seconds: float
+    ) -> EvaluationRecord:
+        encode_started = time.perf_counter()
+        run.embed(reencode=True)
+        score_started = time.perf_counter()
+        results: dict[str, TaskResult] = {}
+        failures: list[TaskFailure] = []
+        for meta, outcome in run.scored(progress=self.progress, release=False):
+            if isinstance(outcome, TaskFailure):
+                failures.append(outcome)
+            else:
+                results[meta.name] = outcome
+        scored = time.perf_counter()
+        return EvaluationRecord(
             step=step,
             epoch=epoch,
-            seconds=time.perf_counter() - started,
+            seconds=scored - started,
             metrics=flat_metrics(results, self.metrics),
             results=results,
             failures=failures,
@@ -387,9 +442,6 @@ class TrainingEvaluation:
             encode_seconds=score_started - encode_started,
             score_seconds=scored - score_started,
         )
-        self.history.append(record)
-        self.write_history(record)
-        return record
 
     def write_history(self, record: EvaluationRecord, path: str | os.PathLike[str] | None = None) -> None:
         """Append ``record`` as one JSON line to ``path`` (default ``history_path``; none: no-op)."""

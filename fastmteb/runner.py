@@ -588,6 +588,13 @@ class PreparedRun:
             _add_to_pool(task, self.pool)
         self.embeddings = self.encode_phase = None
 
+    def tokenize(self) -> int:
+        """Tokenize every pooled text now (``embed`` would do it on its first call); returns how
+        many texts were tokenized."""
+        if self.pool is None:
+            raise RuntimeError("this PreparedRun released its text pool; prepare a new one")
+        return self.pool.tokenize_all()
+
     def embed(self, *, reencode: bool = False) -> np.ndarray:
         """Encode every text not encoded yet (all with ``reencode``); float32 [pool, dim] (a lazy
         ``RowView`` of the spill file when the pool is past ``max_embedding_memory``)."""

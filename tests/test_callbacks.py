@@ -9,7 +9,6 @@ import json
 import random
 import sys
 import types
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +28,9 @@ from fastmteb.callbacks import (
 )
 from fastmteb.encoding import CallableEncoder
 from fastmteb.tasks.registry import get_benchmark, get_task
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from toy_models import bag_of_words  # noqa: E402
 
 SHARED = Path("/work/shared/data")
 N_STS_PAIRS = 32
@@ -53,15 +55,6 @@ def small_data_dir(tmp_path_factory) -> Path:
     row = {key: value[:N_CLUSTER_DOCS] for key, value in row.items()}
     (root / "SIB200ClusteringS2S" / "test.jsonl").write_text(json.dumps(row) + "\n")
     return root
-
-
-def bag_of_words(texts: list[str]) -> np.ndarray:
-    out = np.zeros((len(texts), 32), dtype=np.float32)
-    for i, text in enumerate(texts):
-        for word in text.lower().split():
-            out[i, zlib.crc32(word.encode()) % 32] += 1.0
-        out[i, 31] += 0.5
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -242,6 +235,77 @@ def test_weight_change_is_seen_by_the_next_call(small_data_dir):
         module.scale.mul_(3.0)
     evaluation(module)
     np.testing.assert_allclose(evaluation._run.embeddings, 3.0 * first, rtol=1e-6)
+
+
+def test_unchanged_weights_return_the_last_scores_without_encoding(small_data_dir, tmp_path):
+    module = NoisyEncoderModule()
+    history = tmp_path / "history.jsonl"
+    evaluation = TrainingEvaluation(["STSBenchmark"], data_dir=small_data_dir, history_path=history)
+    first = evaluation(module, step=10)
+    again = evaluation(module, step=10)  # e.g. every-N-steps and on_evaluate at one step
+    assert len(module.seen) == 1 and again.reused and not first.reused
+    assert again.metrics == first.metrics and again.results is first.results
+    assert again.encode_seconds == again.score_seconds == again.prepared_seconds == 0.0
+    assert [json.loads(line)["reused"] for line in history.read_text().splitlines()] == [False, True]
+
+
+@pytest.mark.parametrize(
+    "update",
+    ["in place", "through .data", "load_state_dict", "fused AdamW", "new tensor"],
+)
+def test_every_kind_of_weight_update_is_seen(small_data_dir, update):
+    """Fused optimizers and ``.data`` writes leave autograd's version counters alone; the digest
+    sees them. A weight that does not change the scores still counts as changed."""
+    module = NoisyEncoderModule()
+    evaluation = TrainingEvaluation(["STSBenchmark"], data_dir=small_data_dir)
+    evaluation(module)
+    with torch.no_grad():
+        if update == "in place":
+            module.scale.mul_(2.0)
+        elif update == "through .data":
+            module.scale.data.mul_(2.0)
+        elif update == "load_state_dict":
+            module.load_state_dict({"scale": torch.full((1,), 2.0)})
+        elif update == "new tensor":
+            module.scale = torch.nn.Parameter(torch.full((1,), 2.0))
+    if update == "fused AdamW":
+        optimizer = torch.optim.AdamW(module.parameters(), lr=0.1, fused=True)
+        module.scale.grad = torch.ones(1)
+        optimizer.step()
+        assert module.scale._version == 0  # the case the digest is there for
+    second = evaluation(module)
+    assert len(module.seen) == 2 and not second.reused
+
+
+def test_no_reuse_without_visible_weights_or_when_asked(small_data_dir):
+    calls: list[int] = []
+    encoder = CallableEncoder(lambda texts: calls.append(len(texts)) or bag_of_words(texts), name="bow")
+    evaluation = TrainingEvaluation(["STSBenchmark"], data_dir=small_data_dir)
+    evaluation(encoder), evaluation(encoder)
+    assert len(calls) == 2  # a plain callable: its weights cannot be seen, so always re-encoded
+    module = NoisyEncoderModule()
+    evaluation = TrainingEvaluation(["STSBenchmark"], data_dir=small_data_dir, reuse_unchanged=False)
+    evaluation(module), evaluation(module)
+    assert len(module.seen) == 2 and not evaluation.history[-1].reused
+
+
+def test_the_first_call_tokenizes_every_text_and_later_calls_only_run_the_model(
+    small_data_dir, tiny_bert, monkeypatch
+):
+    from fastmteb.encoding import TorchEncoder, load_encoder
+
+    encoder = load_encoder(str(tiny_bert), device="cpu", dtype="float32")
+    tokenized: list[int] = []
+    original = TorchEncoder.tokenize
+    monkeypatch.setattr(TorchEncoder, "tokenize", lambda self, texts, ctx: tokenized.append(len(texts)) or original(self, texts, ctx))
+    evaluation = TrainingEvaluation(["STSBenchmark", _clustering_meta()], data_dir=small_data_dir)
+    run = evaluation.prepare(encoder)
+    assert sum(tokenized) == len(run.pool) > N_CLUSTER_DOCS  # all of it, before any forward pass
+    evaluation(encoder)
+    with torch.no_grad():
+        next(encoder.module.parameters()).add_(0.01)
+    record = evaluation(encoder)
+    assert sum(tokenized) == len(run.pool) and not record.reused and record.prepared_seconds == 0.0
 
 
 def test_a_new_model_object_reuses_prepared_data(small_data_dir, monkeypatch):

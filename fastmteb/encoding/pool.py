@@ -194,6 +194,19 @@ class TextPool:
             return np.zeros((len(self._texts), 0), dtype=np.float32)
         return self._vectors[: len(self._texts)]
 
+    def tokenize_all(self) -> int:
+        """Tokenize every registered text not tokenized yet (a no-op for an encoder without a
+        tokenizer), so that a later ``embeddings()`` runs forward passes only; returns how many
+        texts were tokenized. Token ids depend on the tokenizer, not on the weights: a training
+        callback pays this once."""
+        if not all(callable(getattr(self.encoder, m, None)) for m in ("tokenize", "encode_tokenized")):
+            return 0
+        groups = np.asarray(self._group_of_entry, dtype=np.int64)
+        pending = np.fromiter((ids is None for ids in self._token_ids), bool, len(self._token_ids))
+        for group in np.unique(groups[pending]):
+            self._tokenize(np.flatnonzero(pending & (groups == group)), self._groups[int(group)][1])
+        return int(pending.sum())
+
     def _tokenize(self, entries: np.ndarray, ctx: EncodeContext) -> None:
         untokenized = [int(e) for e in entries if self._token_ids[e] is None]
         if untokenized:
