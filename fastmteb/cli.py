@@ -97,6 +97,13 @@ def _build_parser() -> argparse.ArgumentParser:
         "them from disk (default: no limit)",
     )
     run.add_argument(
+        "--spill-dtype",
+        default="float32",
+        choices=("float32", "float16"),
+        help="type of the spilled embeddings: float16 halves the file and the reads but rounds "
+        "the vectors, so scores may move in their last digits (default float32: exact)",
+    )
+    run.add_argument(
         "--overwrite", action="store_true", help="evaluate again tasks that already have results"
     )
     run.add_argument(
@@ -180,6 +187,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         batch_tokens=args.batch_tokens,
         cache_dir=args.cache_dir,
         max_embedding_memory=args.max_embedding_memory,
+        spill_dtype=args.spill_dtype,
         overwrite=args.overwrite,
         progress=not args.quiet,
         trust_remote_code=args.trust_remote_code,

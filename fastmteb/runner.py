@@ -693,6 +693,7 @@ def evaluate(
     trust_remote_code: bool = False,
     raise_error: bool = True,
     max_embedding_memory: int | str | None = None,
+    spill_dtype: str = "float32",
     distributed: bool | None = None,
     dist_backend: str | None = None,
 ) -> RunResults:
@@ -716,7 +717,9 @@ def evaluate(
     past it the embeddings are written to a spill file in ``{cache_dir}/.fastmteb-spill`` (else
     ``{output_folder}/.fastmteb-spill``), retrieval streams its corpus from there block by block
     and the other requests are read one task at a time; the file is deleted at the end. Scores
-    are the same as in memory.
+    are the same as in memory. ``spill_dtype="float16"`` halves the file and the disk reads; the
+    spilled vectors are then rounded to float16, so scores may move in their last digits (not for
+    parity runs).
 
     ``distributed`` (None = auto): under ``torchrun`` (``WORLD_SIZE > 1``) every rank loads the
     tasks, encodes its share of the text pool and searches its share of each retrieval corpus;
@@ -727,7 +730,7 @@ def evaluate(
     metas = resolve_tasks(tasks, benchmark)
     if not metas:
         raise ValueError("no tasks to evaluate: pass tasks=[names] or benchmark=NAME")
-    spill = _spill_settings(max_embedding_memory, cache_dir, output_folder)
+    spill = _spill_settings(max_embedding_memory, cache_dir, output_folder, spill_dtype)
     dist = _distributed_context(model, device, distributed, dist_backend)
     progress = progress and dist.is_main
     with _use_distributed(dist):
@@ -771,6 +774,7 @@ def evaluate(
                     }
                     if spill:
                         settings["max_embedding_memory"] = spill["max_embedding_memory"]
+                        settings["spill_dtype"] = spill["spill_dtype"]
                     _write_results(run, encoder, out_dir, settings, progress, outcome, dist)
                 finally:
                     if _is_spilled(run.embeddings):
@@ -798,15 +802,23 @@ def _spill_settings(
     max_embedding_memory: int | str | None,
     cache_dir: str | os.PathLike[str] | None,
     output_folder: str | os.PathLike[str],
+    spill_dtype: str = "float32",
 ) -> dict[str, Any]:
     """``TextPool`` keywords for a memory limit (validated now, before any work); {} for none."""
     from fastmteb.encoding.store import parse_memory_size
+    from fastmteb.encoding.store import spill_dtype as checked_spill_dtype
 
     limit = parse_memory_size(max_embedding_memory)
+    dtype = checked_spill_dtype(spill_dtype).name
     if limit is None:
+        if dtype != "float32":
+            raise ValueError(
+                f"spill_dtype={spill_dtype!r} only applies past a memory limit: also pass "
+                "max_embedding_memory (e.g. '2GB'; CLI: --max-embedding-memory 2GB), or drop spill_dtype"
+            )
         return {}
     folder = Path(cache_dir if cache_dir is not None else output_folder) / ".fastmteb-spill"
-    return {"max_embedding_memory": limit, "spill_dir": folder}
+    return {"max_embedding_memory": limit, "spill_dir": folder, "spill_dtype": dtype}
 
 
 @dataclass

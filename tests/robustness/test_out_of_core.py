@@ -326,6 +326,39 @@ def test_evaluate_with_a_tiny_limit_writes_the_same_files(tmp_path, monkeypatch)
     assert not list((tmp_path / "spilled").rglob("spill-*"))
 
 
+def thirds(texts: list[str]) -> np.ndarray:
+    """bag_of_words / 3: values float16 cannot hold exactly (bag_of_words itself it can)."""
+    return bag_of_words(texts) / np.float32(3.0)
+
+
+def test_a_float16_spill_scores_the_float16_rounded_vectors(tmp_path):
+    tasks = ["SciFact", "SICK-R"]
+
+    def rounded(texts):
+        return thirds(texts).astype(np.float16).astype(np.float32)
+
+    fastmteb.evaluate(CallableEncoder(rounded, name="thirds"), tasks, output_folder=tmp_path / "rounded",
+                      progress=False)
+    fastmteb.evaluate(CallableEncoder(thirds, name="thirds"), tasks, output_folder=tmp_path / "exact",
+                      progress=False)
+    fastmteb.evaluate(CallableEncoder(thirds, name="thirds"), tasks, output_folder=tmp_path / "spilled",
+                      progress=False, max_embedding_memory="64KiB", spill_dtype="float16")
+    spilled = _result_files(tmp_path / "spilled")
+    assert spilled == _result_files(tmp_path / "rounded")
+    exact = _result_files(tmp_path / "exact")["SciFact.json"]["scores"]["test"][0]
+    assert exact != spilled["SciFact.json"]["scores"]["test"][0]  # the rounding is real
+    assert not list((tmp_path / "spilled").rglob("spill-*"))
+
+
+def test_a_float16_spill_without_a_limit_is_refused_with_the_fix(tmp_path):
+    with pytest.raises(ValueError, match="max_embedding_memory"):
+        fastmteb.evaluate(bag_of_words, ["SICK-R"], output_folder=tmp_path, spill_dtype="float16")
+    with pytest.raises(ValueError, match="spill_dtype"):
+        fastmteb.evaluate(bag_of_words, ["SICK-R"], output_folder=tmp_path, max_embedding_memory="1MB",
+                          spill_dtype="int8")
+    assert not list(tmp_path.rglob("*.json"))  # refused before any work
+
+
 def test_cli_passes_the_limit_and_refuses_a_bad_one(monkeypatch, tmp_path):
     seen = {}
 
@@ -336,8 +369,13 @@ def test_cli_passes_the_limit_and_refuses_a_bad_one(monkeypatch, tmp_path):
     monkeypatch.setattr("fastmteb.runner.evaluate", fake_evaluate)
     assert main(["run", "-t", "SciFact", "--max-embedding-memory", "2GB", "-q",
                  "--output-folder", str(tmp_path)]) == 0
-    assert seen["max_embedding_memory"] == "2GB"
+    assert seen["max_embedding_memory"] == "2GB" and seen["spill_dtype"] == "float32"
+    assert main(["run", "-t", "SciFact", "--max-embedding-memory", "2GB", "--spill-dtype", "float16", "-q",
+                 "--output-folder", str(tmp_path)]) == 0
+    assert seen["spill_dtype"] == "float16"
     monkeypatch.undo()
+    assert main(["run", "-t", "SciFact", "--spill-dtype", "float16", "-q",
+                 "--output-folder", str(tmp_path)]) == EXIT_BAD_INPUT
     assert main(["run", "-t", "SciFact", "--max-embedding-memory", "lots", "-q",
                  "--output-folder", str(tmp_path)]) == EXIT_BAD_INPUT
 
