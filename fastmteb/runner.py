@@ -245,7 +245,7 @@ class _Task:
     units: list[_Unit]
     phases: list[dict[str, Any]]
     own_seconds: float  # loading, preparing and scoring this task
-    n_chars: int = 0  # characters of the texts requested: its share of the shared encoding time
+    encode_cost: int = 0  # tokens (or characters) its requests cost the last embed(): its share of that time
     earlier: TaskResult | None = (
         None  # a result with some of the (split, subset) pairs already done
     )
@@ -326,7 +326,6 @@ def _add_to_pool(task: _Task, pool: Any) -> None:
     deterministic), which is how a ``PreparedRun`` moves to a new pool.
     """
     meta = task.meta
-    task.n_chars = 0
     for unit in task.units:
         requests = unit.requests
         if requests is None:
@@ -342,7 +341,6 @@ def _add_to_pool(task: _Task, pool: Any) -> None:
                 task_prompt=meta.prompt,
             )
             unit.indices[name] = np.asarray(pool.add(request.texts, ctx), dtype=np.int64)
-            task.n_chars += sum(len(text) for text in request.texts)
         unit.requests = None
 
 
@@ -606,6 +604,11 @@ class PreparedRun:
         vectors = self.pool.embeddings()
         self.embeddings = vectors if _is_spilled(vectors) else np.asarray(vectors)
         self.encode_phase = self.clock.phase("Encoding", t0, self.clock.now())
+        costs = self.pool.encode_costs()
+        for task in self.tasks:
+            task.encode_cost = int(
+                sum(costs[indices].sum() for unit in task.units for indices in unit.indices.values())
+            )
         return self.embeddings
 
     def release_pool(self) -> None:
@@ -624,13 +627,13 @@ class PreparedRun:
         if self.embeddings is None or self.encode_phase is None:
             raise RuntimeError("call embed() before scored()")
         encode_seconds = self.encode_phase["end"] - self.encode_phase["start"]
-        total_chars = sum(task.n_chars for task in self.tasks) or 1
+        total_cost = sum(task.encode_cost for task in self.tasks) or 1
         for task in _progress(self.tasks, "Scoring tasks", progress):
             if only is not None and not only(task.meta):
                 if release:
                     task.units = []
                 continue
-            share = encode_seconds * task.n_chars / total_chars
+            share = encode_seconds * task.encode_cost / total_cost
             try:
                 yield task.meta, _score_task(
                     task, self.embeddings, self.clock, self.encode_phase, share
@@ -706,8 +709,9 @@ def evaluate(
     with a complete file there is read back instead of evaluated, unless ``overwrite``.
 
     ``evaluation_time`` of a task = its loading + preparing + scoring time + its share of the shared
-    encoding time (share = characters of the texts it requested / those of all tasks: encoding
-    cost follows text length, not the number of texts).
+    encoding time (share = tokens of the texts it requested, as encoded, i.e. cut at the model's
+    max length / those of all tasks; characters for a model without a tokenizer; a text two tasks
+    request counts for both, a cache hit for neither).
 
     A task that fails is recorded in ``RunResults.failures`` and writes nothing; the other tasks
     go on. With ``raise_error`` (default) a ``TaskFailedError`` is raised at the end if any failed.

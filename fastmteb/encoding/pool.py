@@ -61,6 +61,7 @@ class TextPool:
         # float32 ndarray without a memory limit; an EmbeddingStore (RAM or spill file) with one
         self._vectors: np.ndarray | EmbeddingStore | None = None
         self._done = np.zeros(0, dtype=bool)
+        self._encoded_last = np.zeros(0, dtype=bool)  # entries the last embeddings() call encoded
         self._cache: EmbeddingCache | None = None
         self._requested = 0
         self._cache_hits = 0
@@ -151,6 +152,7 @@ class TextPool:
     def embeddings(self) -> np.ndarray:
         """float32 [len(pool), dim]; encodes only the entries not encoded yet."""
         started = time.perf_counter()
+        self._encoded_last = np.zeros(len(self._texts), dtype=bool)
         missing = np.flatnonzero(~self._done[: len(self._texts)])
         cache = self._disk_cache() if len(missing) else None
         digests: dict[int, bytes] = {}
@@ -180,6 +182,7 @@ class TextPool:
                 rows = self._encode_group(int(group), entries)
                 self._store_rows(entries, rows)
                 self._encoded += len(entries)
+                self._encoded_last[entries] = True
                 if cache is not None and dist.is_main:  # one writer per cache folder
                     cache.store(
                         [
@@ -193,6 +196,17 @@ class TextPool:
         if self._vectors is None:
             return np.zeros((len(self._texts), 0), dtype=np.float32)
         return self._vectors[: len(self._texts)]
+
+    def encode_costs(self) -> np.ndarray:
+        """int64 per entry: what encoding it in the last ``embeddings()`` call cost, as its token
+        count (prompt included, truncated at the model's max length, as encoded), or its
+        characters for an encoder without a tokenizer; 0 for entries that call did not encode
+        (cache hits, earlier calls). Used to share the encoding time among tasks."""
+        costs = np.zeros(len(self._texts), dtype=np.int64)
+        for entry in np.flatnonzero(self._encoded_last[: len(self._texts)]):
+            ids = self._token_ids[entry]
+            costs[entry] = len(ids) if ids is not None else len(self._texts[entry])
+        return costs
 
     def tokenize_all(self) -> int:
         """Tokenize every registered text not tokenized yet (a no-op for an encoder without a

@@ -90,6 +90,51 @@ def test_add_and_embeddings_alternate_and_reset_keeps_tokenization():
     assert np.all(vectors[:, 2] == 1)
 
 
+def test_tokenize_all_tokenizes_each_new_text_once_per_prompt_group():
+    encoder = CountingEncoder(prompts={"query": "q: "})
+    pool = TextPool(encoder, progress=False)
+    pool.add(["a", "bb", "a"], QUERY)
+    pool.add(["a", "ccc"], DOC)  # another prompt: "a" is another entry here
+    assert pool.tokenize_all() == 4 and encoder.tokenized == 4
+    assert pool.tokenize_all() == 0 and encoder.tokenized == 4
+    pool.add(["dddd"], DOC)
+    assert pool.tokenize_all() == 1
+    pool.embeddings()
+    assert encoder.tokenized == 5 and encoder.encoded == 5  # embeddings() ran the model only
+    assert TextPool(CallableEncoderLike(), progress=False).tokenize_all() == 0
+
+
+class CallableEncoderLike:
+    """An encoder without a tokenizer."""
+
+    name, revision, fingerprint = "plain", "r1", "plain"
+
+    def group_key(self, ctx):
+        return None
+
+    def encode(self, texts, ctx, *, progress=False):
+        return np.array([[len(t), 1.0] for t in texts], dtype=np.float32)
+
+
+def test_encode_costs_are_the_encoded_tokens_and_nothing_for_cache_hits(tmp_path):
+    encoder = CountingEncoder(prompts={"query": "q: "})
+    pool = TextPool(encoder, cache_dir=tmp_path, progress=False)
+    pool.add(["alpha", "be"], QUERY)
+    pool.embeddings()
+    assert pool.encode_costs().tolist() == [len("q: alpha"), len("q: be")]  # the prompt is encoded too
+    pool.add(["gamma"], QUERY)
+    pool.embeddings()
+    assert pool.encode_costs().tolist() == [0, 0, len("q: gamma")]  # only what this call encoded
+    again = TextPool(encoder, cache_dir=tmp_path, progress=False)
+    again.add(["be", "delta"], QUERY)
+    again.embeddings()
+    assert again.encode_costs().tolist() == [0, len("q: delta")]  # a cache hit costs nothing
+    plain = TextPool(CallableEncoderLike(), progress=False)
+    plain.add(["four", "sixsix"], STS)
+    plain.embeddings()
+    assert plain.encode_costs().tolist() == [4, 6]  # no tokenizer: characters
+
+
 def test_callable_and_protocol_models_are_keyed_as_specified():
     calls = []
 

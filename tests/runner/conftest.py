@@ -161,6 +161,9 @@ class FakePool:
             else np.zeros((0, DIM), np.float32)
         )
 
+    def encode_costs(self) -> np.ndarray:
+        return np.array([len(text) for text, _ in self.entries], dtype=np.int64)
+
 
 @dataclass
 class FakeStack:

@@ -110,3 +110,43 @@ def test_missing_split_is_a_named_error_and_writes_nothing(tmp_path, tiny_sts):
         failure.task_name == "STSBenchmark" and failure.phase == "load" and "test" in failure.error
     )
     assert not list((tmp_path / "results").rglob("*.json"))
+
+
+def test_encoding_time_is_shared_by_encoded_tokens_not_characters(tmp_path, tiny_sts, tiny_bert, monkeypatch):
+    """A task of texts cut at the model's max length pays for the tokens encoded, not for the
+    characters it sent (which once charged it several times its real encoding cost)."""
+    import fastmteb.runner as runner
+    from fastmteb.encoding import EncodeContext, load_encoder
+    from fastmteb.runner import prepare_run
+
+    long_rows = [
+        {"sentence1": "word " * 2000 + str(i), "sentence2": "other " * 1500 + str(i), "score": float(i % 5)}
+        for i in range(4)
+    ]
+    folder = tiny_sts / "SICK-R"
+    folder.mkdir()
+    (folder / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in long_rows))
+    encoder = load_encoder(str(tiny_bert), device="cpu", dtype="float32")
+    run = prepare_run(encoder, ["STSBenchmark", "SICK-R"], data_dir=tiny_sts)
+    run.embed()
+    costs = {task.meta.name: task.encode_cost for task in run.tasks}
+    assert costs["SICK-R"] == 8 * encoder.max_length  # every text truncated to the max length
+    rows = [json.loads(line) for line in (tiny_sts / "STSBenchmark" / "test.jsonl").read_text().splitlines()]
+    short_texts = [r["sentence1"] for r in rows] + [r["sentence2"] for r in rows]  # repeats count for each request
+    tokens = encoder.tokenize(short_texts, EncodeContext("STSBenchmark", "STS"))
+    assert costs["STSBenchmark"] == sum(len(ids) for ids in tokens) < costs["SICK-R"] / 10
+    shares: dict[str, float] = {}
+    original = runner._score_task
+
+    def score_task(task, *args):
+        shares[task.meta.name] = args[-1]  # the encode_share argument
+        return original(task, *args)
+
+    monkeypatch.setattr(runner, "_score_task", score_task)
+    results = {meta.name: outcome for meta, outcome in run.scored()}
+    assert set(results) == set(shares) == {"STSBenchmark", "SICK-R"}
+    encoding = run.encode_phase["end"] - run.encode_phase["start"]
+    total = sum(costs.values())
+    for name, share in shares.items():
+        assert share == pytest.approx(encoding * costs[name] / total, rel=1e-12)
+        assert results[name].evaluation_time >= share
