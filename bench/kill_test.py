@@ -414,7 +414,7 @@ def kill_campaigns(
             if not finished:
                 attempt.kill()
                 report.kills += 1
-                report.kill_delays.append(round(delay, 3))
+                report.kill_delays.append(round(delay, 6))  # ms rounding made equal draws likely (birthday)
             snap = snapshot(out)
             report.folder_problems += [f"{out.name} attempt {report.attempts}: {p}"
                                        for p in snap.problems]
