@@ -34,26 +34,17 @@ from pathlib import Path
 
 import numpy as np
 
+from fastmteb.benchmark import proc_status_kib, reset_peak_rss
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def rss_mb(field: str) -> float:
     """``VmRSS`` / ``VmHWM`` / ... of this process in MiB, from /proc/self/status."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def reset_peak_rss() -> bool:
-    """Restart ``VmHWM`` from the current RSS (Linux >= 4.0); False where not allowed."""
-    try:
-        with open("/proc/self/clear_refs", "w") as handle:
-            handle.write("5")
-        return True
-    except OSError:
-        return False
+    kib = proc_status_kib(field)
+    if kib is None:
+        raise RuntimeError(f"{field} not in /proc/self/status")
+    return kib / 1024
 
 
 def evict_from_page_cache(path: Path) -> bool:

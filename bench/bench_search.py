@@ -119,20 +119,9 @@ METHODS = {
 
 
 def _rss_bytes(field: str) -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field):
-                return int(line.split()[1]) * 1024
-    return 0
+    from fastmteb.benchmark import proc_status_kib  # lazily, like the other fastmteb imports here
 
-
-def _reset_peak_rss() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
+    return (proc_status_kib(field) or 0) * 1024
 
 
 def worker(args) -> None:
@@ -146,15 +135,17 @@ def worker(args) -> None:
 
         torch.cuda.reset_peak_memory_stats()
         gpu_base = torch.cuda.memory_allocated()
-    exact_peak = _reset_peak_rss()
-    rss_before = _rss_bytes("VmRSS:")
-    hwm_before = _rss_bytes("VmHWM:")
+    from fastmteb.benchmark import reset_peak_rss
+
+    exact_peak = reset_peak_rss()
+    rss_before = _rss_bytes("VmRSS")
+    hwm_before = _rss_bytes("VmHWM")
     sync()
     start = time.perf_counter()
     scores, indices = method(queries, corpus, args.k, args.device)
     sync()
     seconds = time.perf_counter() - start
-    peak = _rss_bytes("VmHWM:")
+    peak = _rss_bytes("VmHWM")
     record = {
         "method": args.worker,
         "seconds": seconds,

@@ -75,7 +75,8 @@ _PROC_STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
 
 
-def _proc_status_kib(field_name: str) -> int | None:
+def proc_status_kib(field_name: str) -> int | None:
+    """``field_name`` (e.g. "VmRSS", "VmHWM") of /proc/self/status in KiB; None where absent."""
     try:
         match = re.search(rf"^{field_name}:\s+(\d+)\s+kB", _PROC_STATUS.read_text(), re.MULTILINE)
     except OSError:
@@ -83,18 +84,18 @@ def _proc_status_kib(field_name: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _reset_peak_rss() -> bool:
+def reset_peak_rss() -> bool:
     """Reset Linux's peak-RSS counter (VmHWM) to the current RSS; False where not possible."""
     try:
         with open(_CLEAR_REFS, "w") as handle:
             handle.write("5")
     except OSError:
         return False
-    return _proc_status_kib("VmHWM") is not None
+    return proc_status_kib("VmHWM") is not None
 
 
 def _current_rss_bytes() -> int | None:
-    kib = _proc_status_kib("VmRSS")
+    kib = proc_status_kib("VmRSS")
     if kib is not None:
         return kib * 1024
     try:
@@ -182,7 +183,7 @@ def peak_memory(device: torch.device) -> Iterator[MemoryReading]:
     if cuda:
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
-    exact = _reset_peak_rss()
+    exact = reset_peak_rss()
     reading = MemoryReading(rss_method="vmhwm-reset" if exact else "sampled-2ms")
     reading.rss_start = _current_rss_bytes()
     reading.cuda_start = torch.cuda.memory_allocated(device) if cuda else None
@@ -198,7 +199,7 @@ def peak_memory(device: torch.device) -> Iterator[MemoryReading]:
         if sampler is not None:
             reading.rss_peak = sampler.stop() if reading.rss_start is not None else None
         else:
-            kib = _proc_status_kib("VmHWM")
+            kib = proc_status_kib("VmHWM")
             reading.rss_peak = kib * 1024 if kib is not None else None
 
 
