@@ -185,13 +185,10 @@ def main() -> None:
         parity = not differences
 
     cores = os.cpu_count() or 1
-    realtime = os.sched_getscheduler(0) in (os.SCHED_FIFO, os.SCHED_RR)
+    realtime, label = _priority_label()
     contended = not realtime and max(load_before[0], load_after[0]) > 0.5 * cores
-    label = (
-        "realtime priority (chrt -f: other processes held off the CPU)"
-        if realtime
-        else "CONTENDED (shared, busy machine)" if contended else "idle machine"
-    )
+    if not realtime:
+        label = "CONTENDED (shared, busy machine)" if contended else "idle machine"
     device = str(encoder.device)
     print(f"fastmteb training-callback overhead - {args.benchmark}: {len(metas)} task(s), device {device}, "
           f"{label}; load average {load_before[0]:.1f} -> {load_after[0]:.1f} on {cores} cores")
