@@ -35,7 +35,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-DATA = Path(os.environ.get("FASTMTEB_DATA", "/work/shared/data"))
+DATA = Path(os.environ.get("FASTMTEB_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 RESULTS = Path(__file__).resolve().parent / "results" / "encode.json"
 
 

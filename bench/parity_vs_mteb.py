@@ -1,6 +1,6 @@
 """Level-2 parity: mteb 2.26.24 and fastmteb on the same local data with the same model.
 
-For every dataset in ``--data-dir`` (default /work/shared/data, plus derived/SciFactReranking) this runs
+For every dataset in ``--data-dir`` (default ../shared/data beside the repo root, plus derived/SciFactReranking) this runs
 
 * mteb: ``mteb.get_task(name)`` with its data replaced by rows read from the JSONL files here (our own
   conversion, independent of fastmteb's loader, so a loader bug shows up as a score gap), the bundled
@@ -46,7 +46,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 RESULTS = REPO / "bench" / "results"
 BASELINE = RESULTS / "mteb_baseline.json"
-DEFAULT_DATA = Path("/work/shared/data")
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # ../shared/data beside the repo
 TOLERANCE = {"Classification": 2e-3, "Clustering": 2e-3}
 DEFAULT_TOLERANCE = 1e-4
 TATOEBA_CHUNK = 16  # subsets per mteb call; the baseline is saved after each chunk

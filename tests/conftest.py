@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from shared_data import SHARED_DATA, SKIP_REASON
+
 
 # Triton kernels run on the CPU through the interpreter unless a real GPU run asks otherwise.
 os.environ.setdefault("TRITON_INTERPRET", "1")
@@ -30,3 +32,11 @@ def tiny_bert(tmp_path_factory) -> Path:
     )
     BertModel(config).save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data`` beside the repo root; skips the test with a reason when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(SKIP_REASON)
+    return SHARED_DATA

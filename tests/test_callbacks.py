@@ -32,7 +32,7 @@ from fastmteb.tasks.registry import get_benchmark, get_task
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from toy_models import bag_of_words  # noqa: E402
 
-SHARED = Path("/work/shared/data")
+from shared_data import shared_path  # noqa: E402
 N_STS_PAIRS = 32
 N_CLUSTER_DOCS = 80
 
@@ -48,10 +48,10 @@ def small_data_dir(tmp_path_factory) -> Path:
     SIB200ClusteringS2S eng_Latn set (the fastmteb-mini task), so a call encodes ~200 short texts."""
     root = tmp_path_factory.mktemp("data")
     (root / "STSBenchmark").mkdir()
-    lines = (SHARED / "STSBenchmark" / "test.jsonl").read_text().splitlines()[:N_STS_PAIRS]
+    lines = shared_path("STSBenchmark", "test.jsonl").read_text().splitlines()[:N_STS_PAIRS]
     (root / "STSBenchmark" / "test.jsonl").write_text("\n".join(lines) + "\n")
     (root / "SIB200ClusteringS2S").mkdir()
-    row = json.loads((SHARED / "SIB200ClusteringS2S" / "test.jsonl").read_text().splitlines()[0])
+    row = json.loads(shared_path("SIB200ClusteringS2S", "test.jsonl").read_text().splitlines()[0])
     row = {key: value[:N_CLUSTER_DOCS] for key, value in row.items()}
     (root / "SIB200ClusteringS2S" / "test.jsonl").write_text(json.dumps(row) + "\n")
     return root
@@ -71,7 +71,7 @@ def trained(small_data_dir, tmp_path_factory):
     from sentence_transformers.sentence_transformer.training_args import SentenceTransformerTrainingArguments
 
     out = tmp_path_factory.mktemp("train")
-    rows = [json.loads(line) for line in (SHARED / "SICK-R" / "test.jsonl").read_text().splitlines()[:24]]
+    rows = [json.loads(line) for line in shared_path("SICK-R", "test.jsonl").read_text().splitlines()[:24]]
     train = Dataset.from_dict({
         "sentence1": [r["sentence1"] for r in rows],
         "sentence2": [r["sentence2"] for r in rows],

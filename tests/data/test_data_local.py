@@ -12,10 +12,9 @@ import pytest
 from fastmteb.data.loading import BUNDLED_DIR, bundled_source, load_raw
 from fastmteb.tasks.registry import BENCHMARKS, get_benchmark, get_task
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
-if not SHARED.is_dir():
-    SHARED = Path("/work/shared/data")
-pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason="shared/data not available")
+from shared_data import SHARED_DATA as SHARED, needs_shared_data
+
+pytestmark = needs_shared_data
 
 # (task, subset) -> rows per split, from shared/data/MANIFEST.md.
 SPLIT_COUNTS = {

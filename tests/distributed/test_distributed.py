@@ -35,7 +35,7 @@ from fastmteb.distributed import (
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from toy_models import bag_of_words  # noqa: E402
 
-SHARED = Path("/work/shared/data")
+from shared_data import shared_path  # noqa: E402
 TIMING_FIELDS = {"evaluation_time", "date", "evaluation_phases", "kg_co2_emissions"}
 
 
@@ -130,7 +130,7 @@ def test_single_process_context_is_the_identity(monkeypatch):
 
 def scifact_texts(n: int) -> list[str]:
     texts = []
-    with open(SHARED / "SciFact" / "corpus.jsonl", encoding="utf-8") as handle:
+    with open(shared_path("SciFact", "corpus.jsonl"), encoding="utf-8") as handle:
         for line in handle:
             row = json.loads(line)
             texts.append((row["title"] + " " + row["text"]).strip())
@@ -232,7 +232,7 @@ def test_collectives_on_two_gloo_processes():
 def make_data(folder: Path, n_docs: int = 260, n_queries: int = 40) -> Path:
     """SciFact, STSBenchmark and SICK-R cut down from the shared data, in its layout."""
     (folder / "SciFact" / "qrels").mkdir(parents=True)
-    header, *lines = (SHARED / "SciFact" / "qrels" / "test.tsv").read_text().splitlines()
+    header, *lines = shared_path("SciFact", "qrels", "test.tsv").read_text().splitlines()
     rows = [line.split("\t") for line in lines]
     query_ids = list(dict.fromkeys(r[0] for r in rows))[:n_queries]
     kept = [r for r in rows if r[0] in query_ids]
@@ -241,12 +241,12 @@ def make_data(folder: Path, n_docs: int = 260, n_queries: int = 40) -> Path:
     )
     relevant = {r[1] for r in kept}
     docs = []
-    with open(SHARED / "SciFact" / "corpus.jsonl", encoding="utf-8") as handle:
+    with open(shared_path("SciFact", "corpus.jsonl"), encoding="utf-8") as handle:
         for line in handle:
             if json.loads(line)["_id"] in relevant or len(docs) < n_docs:
                 docs.append(line)
     (folder / "SciFact" / "corpus.jsonl").write_text("".join(docs))
-    with open(SHARED / "SciFact" / "queries.jsonl", encoding="utf-8") as handle:
+    with open(shared_path("SciFact", "queries.jsonl"), encoding="utf-8") as handle:
         queries = [line for line in handle if json.loads(line)["_id"] in set(query_ids)]
     (folder / "SciFact" / "queries.jsonl").write_text("".join(queries))
     for task in ("STSBenchmark", "SICK-R"):

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-DATA = Path("/work/shared/data")
+from shared_data import shared_path
 
 
 @pytest.fixture(scope="session")
@@ -32,8 +32,8 @@ def _jsonl(path: Path, limit: int) -> list[dict]:
 @pytest.fixture(scope="session")
 def real_texts() -> list[str]:
     """STSBenchmark sentences plus SciFact documents (title + text as mteb builds them), adversarial extras."""
-    texts = [row["sentence1"] for row in _jsonl(DATA / "STSBenchmark" / "test.jsonl", 60)]
-    for row in _jsonl(DATA / "SciFact" / "corpus.jsonl", 8):
+    texts = [row["sentence1"] for row in _jsonl(shared_path("STSBenchmark", "test.jsonl"), 60)]
+    for row in _jsonl(shared_path("SciFact", "corpus.jsonl"), 8):
         title, body = row.get("title") or "", row["text"]
         texts.append((title + " " + body).strip() if title else body.strip())
     texts += ["", " ", "word", "ünïcödé — 汉字 ☃ emoji 🤖", "a " * 2000, "\n\ttabs\n", texts[0]]

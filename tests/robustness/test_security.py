@@ -194,7 +194,7 @@ PATH_EXAMPLES = 0
 def test_result_paths_never_leave_the_output_folder(name, revision, task):
     global PATH_EXAMPLES
     PATH_EXAMPLES += 1
-    out = Path("/work/out")
+    out = Path("/results-root")
     try:
         folder = model_result_dir(out, name, revision)
         path = task_result_path(folder, task)

@@ -15,7 +15,6 @@ import fastmteb
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from toy_models import bag_of_words  # noqa: E402
 
-SHARED_STS = Path("/work/shared/data/STSBenchmark/test.jsonl")
 
 
 @pytest.fixture
