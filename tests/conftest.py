@@ -6,6 +6,8 @@ import pytest
 
 from shared_data import SHARED_DATA, SKIP_REASON
 
+pytest_plugins = ["pytester"]  # tests/tasks/test_parity_harness.py runs parity tests inside pytest
+
 
 # Triton kernels run on the CPU through the interpreter unless a real GPU run asks otherwise.
 os.environ.setdefault("TRITON_INTERPRET", "1")

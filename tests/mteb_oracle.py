@@ -377,16 +377,6 @@ def assert_same_scores(expected: Mapping[str, Any], actual: Mapping[str, Any], *
         raise AssertionError(f"{len(problems)} mismatch(es) against mteb:\n  {shown}")
 
 
-def fastmteb_or_skip(fn, *args: Any, **kwargs: Any) -> Any:
-    """``fn(*args, **kwargs)``, or ``pytest.skip`` while the fastmteb piece it needs has not landed yet."""
-    import pytest
-
-    try:
-        return fn(*args, **kwargs)
-    except (ImportError, NotImplementedError) as e:
-        pytest.skip(f"fastmteb side not available yet: {type(e).__name__}: {e}")
-
-
 # --------------------------------------------------------------------------------------------- test data
 
 _WORDS = (

@@ -5,8 +5,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+pytest.importorskip("mteb", reason="the oracle (mteb) is not installed")
 import mteb_oracle as mo  # noqa: E402
 
 
@@ -28,5 +30,5 @@ def test_bitext_mining_matches_mteb():
     expected = mo.run_mteb(task, mo.FakeEncoder())["test"]
     meta = mo.fastmteb_meta(task)
     for subset, data in by_subset.items():
-        actual = mo.fastmteb_or_skip(mo.fastmteb_scores, meta, mo.fastmteb_raw(data), "test", subset)
+        actual = mo.fastmteb_scores(meta, mo.fastmteb_raw(data), "test", subset)
         mo.assert_same_scores(expected[subset], actual)

@@ -5,8 +5,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+pytest.importorskip("mteb", reason="the oracle (mteb) is not installed")
 import mteb_oracle as mo  # noqa: E402
 
 
@@ -28,5 +30,5 @@ def test_summarization_matches_mteb():
     task = mo.mteb_task("Summarization", data)
     expected = mo.run_mteb(task, mo.FakeEncoder())["test"]["default"]
     meta = mo.fastmteb_meta(task)
-    actual = mo.fastmteb_or_skip(mo.fastmteb_scores, meta, mo.fastmteb_raw(data))
+    actual = mo.fastmteb_scores(meta, mo.fastmteb_raw(data))
     mo.assert_same_scores(expected, actual)
