@@ -134,8 +134,13 @@ def pad_token_ids(
     return input_ids, attention_mask
 
 
+# cuBLAS/cuDNN report a failed workspace allocation as a plain RuntimeError, not OutOfMemoryError.
+_OOM_MESSAGES = ("out of memory", "cublas_status_alloc_failed", "cudnn_status_alloc_failed")
+
+
 def _is_oom(error: BaseException) -> bool:
-    return isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()
+    text = str(error).lower()
+    return isinstance(error, torch.OutOfMemoryError) or any(m in text for m in _OOM_MESSAGES)
 
 
 def run_token_batches(
@@ -155,7 +160,13 @@ def run_token_batches(
     """Run ``forward`` over token-budget batches of ``token_ids``; rows back in input order (float32).
 
     On an out-of-memory error the batch is retried with half the budget (down to one sequence per
-    batch); the first back-off is reported once with a warning.
+    batch); the first back-off is reported once with a warning, and ``stats.final_budget`` tells
+    the caller the budget that worked (encoders keep it for their next call). ``on_oom`` (e.g.
+    ``torch.cuda.empty_cache``) runs after the failed batch's exception, and with it every tensor
+    its traceback held, has been released.
+
+    Rows stay on the device ``forward`` returns them on until all batches are done: one copy to
+    the host at the end instead of a synchronising copy after every batch.
     """
     if budget < 1:
         raise ValueError(f"batch token budget must be >= 1, got {budget}")
@@ -165,7 +176,7 @@ def run_token_batches(
     lengths = np.fromiter((len(t) for t in token_ids), dtype=np.int64, count=n)
     order = length_order(lengths)
     sorted_lengths = lengths[order]
-    out: np.ndarray | None = None
+    out: torch.Tensor | None = None
 
     def batch_end(first: int) -> int:
         return next_batch_end(sorted_lengths, first, budget, max_waste)  # reads the current budget
@@ -191,12 +202,15 @@ def run_token_batches(
             batch = pending.result()
             end = start + len(batch.positions)
             pending = pool.submit(build, end, batch_end(end)) if end < n else None
+            result = None
             try:
                 result = forward(batch)
             except Exception as error:  # noqa: BLE001 - only OOM is handled, the rest re-raised
                 if not _is_oom(error) or len(batch.positions) == 1:
                     raise
-                del error
+            if result is None:
+                # Out of the except block: the exception and the frames (activations) its
+                # traceback held are gone, so on_oom can really return their memory.
                 if pending is not None:
                     pending.cancel()
                 if on_oom is not None:
@@ -214,10 +228,10 @@ def run_token_batches(
                 budget = new_budget
                 pending = pool.submit(build, start, batch_end(start))
                 continue
-            rows = result.detach().float().cpu().numpy()
+            rows = result.detach().float()
             if out is None:
-                out = np.empty((n, rows.shape[1]), dtype=np.float32)
-            out[batch.positions] = rows
+                out = torch.empty((n, rows.shape[1]), dtype=torch.float32, device=rows.device)
+            out[torch.from_numpy(batch.positions).to(rows.device, non_blocking=True)] = rows
             stats.batches += 1
             stats.tokens += batch.tokens
             stats.padded_tokens += batch.padded_tokens
@@ -229,4 +243,4 @@ def run_token_batches(
     stats.texts += n
     stats.final_budget = budget
     stats.seconds += time.perf_counter() - started
-    return out if out is not None else np.zeros((0, 0), dtype=np.float32)
+    return out.cpu().numpy() if out is not None else np.zeros((0, 0), dtype=np.float32)

@@ -62,14 +62,36 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    """``auto`` -> bfloat16 on CUDA when supported (float16 otherwise), float32 on CPU."""
+    """``auto`` -> float32 on every device: what mteb runs a sentence-transformers model in, so
+    default scores equal mteb's. fp16/bf16 are an explicit choice (README: what they do to scores).
+    ``load_encoder`` turns ``auto`` into the precision mteb declares for a model it knows."""
     if dtype not in DTYPES:
         raise ValueError(f"dtype={dtype!r} is not supported; use one of {DTYPES}")
     if dtype == "auto":
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.float32
     return getattr(torch, dtype)
+
+
+def mteb_declared_dtype(model_name: str) -> str | None:
+    """The precision mteb's ``ModelMeta.output_dtypes`` declares for ``model_name`` when it is a
+    single float16/bfloat16 (mteb loads such models in that precision), else None."""
+    try:
+        import mteb
+
+        if model_name not in {meta.name for meta in mteb.get_model_metas()}:
+            return None
+        declared = mteb.get_model_meta(model_name).output_dtypes
+    except Exception:  # noqa: BLE001 - mteb absent or the name unknown: no declaration
+        return None
+    if isinstance(declared, (list, tuple)):
+        declared = declared[0] if len(declared) == 1 else None
+    value = getattr(declared, "value", declared)
+    return value if value in ("float16", "bfloat16") else None
+
+
+def _module_device(module: torch.nn.Module) -> torch.device:
+    parameter = next(module.parameters(), None)
+    return parameter.device if parameter is not None else torch.device("cpu")
 
 
 def _digest(payload: Any) -> str:
@@ -192,14 +214,12 @@ class TorchEncoder:
         st_fallback_prompts: Mapping[str, str | None] | None = None,
         default_prompt_name: str | None = None,
     ) -> None:
-        if batch_tokens < 1:
-            raise ValueError(f"batch_tokens must be >= 1, got {batch_tokens}")
         self.tokenizer = tokenizer
         self.device = device
         self.dtype_name = dtype
         self.compute_dtype = resolve_dtype(dtype, device)
         self.max_length = int(max_length)
-        self.batch_tokens = int(batch_tokens)
+        self.batch_tokens = batch_tokens  # also sets run_budget
         # Padding share at which a batch is cut. A CPU is compute-bound from ~600 rows on, so
         # padded positions are pure waste: 2% gave 1.4-1.5x sentence-transformers on short texts
         # (STSBenchmark, Tatoeba) where 20% gave 0.9-1.1x. A GPU wants fuller batches.
@@ -305,6 +325,21 @@ class TorchEncoder:
             vectors = torch.nn.functional.normalize(vectors.float(), p=2, dim=1)
         return vectors
 
+    @property
+    def batch_tokens(self) -> int:
+        """The configured token budget per batch; setting it also resets ``run_budget``."""
+        return self._batch_tokens
+
+    @batch_tokens.setter
+    def batch_tokens(self, value: int) -> None:
+        if int(value) < 1:
+            raise ValueError(f"batch_tokens must be >= 1, got {value}")
+        self._batch_tokens = int(value)
+        # The budget batches actually run with: batch_tokens until an out-of-memory back-off
+        # lowers it for good. Planning (``plan``, the shards of torchrun) keeps batch_tokens, so
+        # every rank plans the same batches whatever memory each one had.
+        self.run_budget = self._batch_tokens
+
     def _prompt_length(self, prompt: str) -> int | None:
         if not prompt or self.sentence_transformer is None:
             return None
@@ -341,7 +376,7 @@ class TorchEncoder:
                 return run_token_batches(
                     token_ids,
                     forward,
-                    budget=self.batch_tokens,
+                    budget=self.run_budget,
                     max_waste=self.max_padding_waste,
                     pad_id=self.pad_id,
                     padding_side=self.padding_side,
@@ -354,6 +389,8 @@ class TorchEncoder:
         finally:
             module.train(was_training)
             self.last_stats = stats
+            if stats.oom_retries:  # remember the budget that fit, so later calls do not OOM again
+                self.run_budget = min(self.run_budget, stats.final_budget)
 
     def plan(self, lengths: np.ndarray) -> list[np.ndarray]:
         """The token-budget batches (input positions, longest first) ``encode_tokenized`` forms
@@ -737,8 +774,11 @@ def load_encoder(
     a ``SentenceTransformer``, a transformers ``PreTrainedModel`` (tokenizer from its
     ``name_or_path``), an object with mteb's ``encode`` protocol, or a plain callable.
 
-    ``dtype``: "auto" (bf16 on CUDA where supported, fp32 on CPU) | "float32" | "float16" |
-    "bfloat16", applied with ``torch.autocast``; embeddings always come back float32.
+    ``device``: None = the model's own device for a model object, else CUDA when available;
+    a given device moves a model object there.
+    ``dtype``: "auto" (what mteb uses: the precision mteb declares for a model it knows, else
+    float32, on every device) | "float32" | "float16" | "bfloat16", applied with
+    ``torch.autocast``; embeddings always come back float32.
     ``batch_tokens``: padded tokens per batch (``max_len × n``); halved on CUDA OOM.
     ``prompts``: replaces the model's prompt dict (as mteb's ``model_prompts``).
     """
@@ -748,6 +788,10 @@ def load_encoder(
         raise ValueError(f"pooling={pooling!r} is not supported; use one of {POOLING_RULES}")
     if isinstance(model, (TorchEncoder, ProtocolEncoder, CallableEncoder)):
         return model
+    if isinstance(model, torch.nn.Module) and device is None:
+        device = _module_device(model)
+    if isinstance(model, (str, Path)) and dtype == "auto":
+        dtype = mteb_declared_dtype(str(model)) or "auto"
     torch_device = resolve_device(device)
     compute_dtype = resolve_dtype(dtype, torch_device)
     common = dict(device=torch_device, dtype=dtype, batch_tokens=batch_tokens)
@@ -775,7 +819,7 @@ def load_encoder(
             str(model), torch_device, compute_dtype, trust_remote_code, common, wrap_options
         )
     if isinstance(model, SentenceTransformer):
-        return _wrap_sentence_transformer(model, common, **wrap_options)
+        return _wrap_sentence_transformer(model.to(torch_device), common, **wrap_options)
     if isinstance(model, PreTrainedModel):
         spec = model.name_or_path
         if not spec:

@@ -113,3 +113,52 @@ def test_other_errors_propagate_and_single_row_oom_is_not_retried():
 def test_bad_budget_is_a_clear_error():
     with pytest.raises(ValueError, match="budget"):
         plan_batches(np.array([1, 2]), 0)
+
+
+def test_oom_memory_is_released_before_on_oom_runs():
+    """on_oom (torch.cuda.empty_cache on a GPU) must run after the failed batch's exception and the
+    activations its traceback holds are gone, or it cannot give their memory back."""
+    import gc
+    import weakref
+
+    activations = []
+
+    def forward(batch):
+        if batch.padded_tokens > 4:
+            big = torch.ones(1000)  # stands for the activations of the failed forward pass
+            activations.append(weakref.ref(big))
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return _sum_forward(batch)
+
+    alive_at_on_oom = []
+
+    def on_oom():
+        gc.collect()
+        alive_at_on_oom.append(any(ref() is not None for ref in activations))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run_token_batches([np.array([1, 2, 3])] * 4, forward, budget=12, pad_id=0, on_oom=on_oom)
+    assert alive_at_on_oom and not any(alive_at_on_oom)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`",
+        "cuDNN error: CUDNN_STATUS_ALLOC_FAILED",
+        "CUDA error: out of memory",
+    ],
+)
+def test_cublas_and_cudnn_allocation_failures_back_off_like_an_oom(message):
+    failures = []
+
+    def forward(batch):
+        if batch.padded_tokens > 4:
+            failures.append(batch.padded_tokens)
+            raise RuntimeError(message)
+        return _sum_forward(batch)
+
+    with pytest.warns(RuntimeWarning, match="out of memory"):
+        out = run_token_batches([np.array([1, 2, 3])] * 4, forward, budget=12, pad_id=0)
+    assert failures and out.shape == (4, 2)

@@ -140,3 +140,32 @@ def test_bad_options_are_clear_errors(sentence_transformer):
 def test_name_and_revision_from_hub_cache_snapshot():
     path = "/root/.cache/huggingface/hub/models--BAAI--bge-small-en-v1.5/snapshots/" + "a" * 40
     assert name_and_revision(path) == ("BAAI/bge-small-en-v1.5", "a" * 40)
+
+
+def test_auto_precision_is_float32_on_every_device_unless_mteb_declares_one():
+    import torch
+
+    from fastmteb.encoding.models import mteb_declared_dtype, resolve_dtype
+
+    for device in ("cpu", "cuda"):
+        assert resolve_dtype("auto", torch.device(device)) == torch.float32
+    assert resolve_dtype("bfloat16", torch.device("cpu")) == torch.bfloat16
+    assert mteb_declared_dtype("sentence-transformers/all-MiniLM-L6-v2") is None  # mteb: fp32
+    assert mteb_declared_dtype("no-such-org/no-such-model") is None
+    mteb = pytest.importorskip("mteb")
+    declared = [m.name for m in mteb.get_model_metas() if getattr(m.output_dtypes, "value", None) == "bfloat16"]
+    if declared:
+        assert mteb_declared_dtype(declared[0]) == "bfloat16"
+
+
+def test_a_given_device_moves_a_sentence_transformer_and_none_keeps_its_own(tiny_bert):
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from fastmteb.encoding import load_encoder
+
+    st = SentenceTransformer(str(tiny_bert), device="cpu")
+    assert load_encoder(st).device == torch.device("cpu")  # None: the model's own device
+    moved = load_encoder(st, device="meta")
+    assert moved.device == torch.device("meta")
+    assert next(st.parameters()).device.type == "meta"

@@ -89,6 +89,36 @@ def test_cuda_oom_shrinks_the_batch_and_gives_the_same_embeddings(monkeypatch):
     np.testing.assert_allclose(got, expected, rtol=0, atol=2e-5)
 
 
+def test_oom_budget_halves_once_and_is_remembered_by_later_calls(monkeypatch):
+    """An injected OOM above a padded-token size: the first call backs off (one warning), the
+    encoder keeps the budget that fit, and a second call runs with it and never OOMs again."""
+    from fastmteb.encoding import load_encoder
+
+    encoder = load_encoder(None, device="cpu", batch_tokens=1024)
+    texts = ["word " * 12 + "abcdefghijklmnopqrstuvwxyz"[i % 26] for i in range(80)]  # equal lengths
+    real_forward = encoder._forward
+    ooms = []
+
+    def forward_with_oom(batch):
+        if batch.padded_tokens > 512:
+            ooms.append(batch.padded_tokens)
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 MiB")
+        return real_forward(batch)
+
+    monkeypatch.setattr(encoder, "_forward", forward_with_oom)
+    with pytest.warns(RuntimeWarning, match="out of memory"):
+        first = encoder.encode(texts, CTX)
+    assert len(ooms) == 1 and encoder.last_stats.oom_retries == 1  # halved once: 1024 -> 512
+    assert encoder.run_budget == 512 and encoder.batch_tokens == 1024
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a second back-off would warn
+        second = encoder.encode(texts + ["another text"], CTX)
+    assert len(ooms) == 1 and encoder.last_stats.oom_retries == 0
+    np.testing.assert_array_equal(second[: len(texts)], first)
+    encoder.batch_tokens = 2048  # an explicit new budget starts over
+    assert encoder.run_budget == 2048
+
+
 @pytest.mark.gpu
 def test_real_cuda_oom_backs_off():  # pragma: no cover - needs a GPU
     from fastmteb.encoding import load_encoder
