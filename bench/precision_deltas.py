@@ -1,0 +1,116 @@
+"""What half precision does to the scores: every task of the shared data at float32 and bfloat16.
+
+Runs the bundled all-MiniLM-L6-v2 over the tasks of ``bench/parity_vs_mteb.py`` (same splits and
+subsets as its mteb baseline) once per dtype, each in one ``fastmteb.evaluate`` call, and prints the
+main-score delta per task and the largest delta over every metric. float32 is mteb's precision (the
+default); bfloat16 runs under ``torch.autocast`` (on this CPU: AVX512-BF16).
+
+    python bench/precision_deltas.py                       # all tasks, float32 vs bfloat16
+    python bench/precision_deltas.py --tasks STS12 SciFact --dtypes float32 float16
+
+Outputs bench/results/precision_deltas.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import parity_vs_mteb as pv  # noqa: E402
+
+OUT = pv.RESULTS / "precision_deltas"
+
+
+def _scores_by_task(results) -> dict[str, dict]:
+    out = {}
+    for result in results:
+        name, scores, _ = pv._fastmteb_scores(result)
+        entries = [entry for subsets in scores.values() for entry in subsets.values()]
+        out[name] = {
+            "main": sum(e["main_score"] for e in entries) / len(entries),
+            "metrics": entries,
+        }
+    return out
+
+
+def _max_metric_delta(a: list[dict], b: list[dict]) -> float:
+    worst = 0.0
+    for x, y in zip(a, b):
+        for key, value in x.items():
+            other = y.get(key)
+            if isinstance(value, (int, float)) and isinstance(other, (int, float)) and not isinstance(value, bool):
+                if not (math.isnan(value) or math.isnan(other)):
+                    worst = max(worst, abs(value - other))
+    return worst
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tasks", nargs="*", default=None, help=f"subset of: {' '.join(pv.TASKS)}")
+    ap.add_argument("--dtypes", nargs=2, default=["float32", "bfloat16"], metavar=("REFERENCE", "OTHER"))
+    ap.add_argument("--data-dir", type=Path, default=pv.DEFAULT_DATA)
+    args = ap.parse_args()
+
+    import fastmteb
+    from fastmteb.encoding import load_encoder
+
+    baseline = pv.load_baseline()
+    names = [n for n in (args.tasks or list(pv.TASKS)) if n in baseline["tasks"]]
+    metas = [pv.fastmteb_meta_like_baseline(n, baseline["tasks"][n]) for n in names]
+    runs = {}
+    for dtype in args.dtypes:
+        encoder = load_encoder(None, device="cpu", dtype=dtype)
+        started = time.perf_counter()
+        out_dir = tempfile.mkdtemp(prefix=f"fastmteb-precision-{dtype}-")
+        try:
+            results = fastmteb.evaluate(
+                model=encoder, tasks=metas, data_dir=str(args.data_dir), device="cpu",
+                output_folder=out_dir, overwrite=True, progress=False,
+            )
+        finally:
+            shutil.rmtree(out_dir, ignore_errors=True)
+        runs[dtype] = {"seconds": time.perf_counter() - started, "tasks": _scores_by_task(results)}
+        print(f"{dtype}: {runs[dtype]['seconds']:.1f} s", flush=True)
+
+    ref, other = args.dtypes
+    rows = []
+    for name in runs[ref]["tasks"]:
+        a, b = runs[ref]["tasks"][name], runs[other]["tasks"].get(name)
+        if b is None:
+            continue
+        rows.append({
+            "task": name, "type": pv.fastmteb_meta_like_baseline(name, baseline["tasks"][name]).type,
+            ref: a["main"], other: b["main"], "delta": b["main"] - a["main"],
+            "max_metric_delta": _max_metric_delta(a["metrics"], b["metrics"]),
+        })
+    header = f"| task | type | {ref} | {other} | delta (main) | max delta, any metric |\n|---|---|---|---|---|---|\n"
+    lines = [
+        f"| {r['task']} | {r['type']} | {r[ref]:.6f} | {r[other]:.6f} | {r['delta']:+.2e} | {r['max_metric_delta']:.2e} |"
+        for r in rows
+    ]
+    deltas = [abs(r["delta"]) for r in rows]
+    summary = (
+        f"{len(rows)} tasks; |delta| of the main score: mean {sum(deltas) / len(deltas):.2e}, "
+        f"max {max(deltas):.2e}; wall time {ref} {runs[ref]['seconds']:.0f} s, "
+        f"{other} {runs[other]['seconds']:.0f} s ({runs[ref]['seconds'] / runs[other]['seconds']:.2f}x)"
+    )
+    table = header + "\n".join(lines) + "\n\n" + summary + "\n"
+    print(table)
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.with_suffix(".md").write_text(table, encoding="utf-8")
+    OUT.with_suffix(".json").write_text(json.dumps({
+        "machine": platform.processor() or platform.machine(), "model": "all-MiniLM-L6-v2 (bundled)",
+        "dtypes": args.dtypes, "rows": rows, "seconds": {d: runs[d]["seconds"] for d in runs},
+    }, indent=2), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
