@@ -116,6 +116,10 @@ class Distributed:
     ``Distributed()`` is the single-process context (every collective is the identity).
     ``encoder_device`` is the device this rank encodes on (``cuda:LOCAL_RANK`` under torchrun
     on GPUs); ``comm_device`` the one collective tensors go through (CUDA for NCCL, CPU for gloo).
+    ``wait_group``: with NCCL, a gloo group over the same ranks for barriers and pickled-object
+    collectives. Ranks often wait there for a long time (while rank 0 scores and writes); an NCCL
+    barrier waits by polling, a GPU kernel and a CPU thread busy the whole time, while gloo
+    blocks on a socket.
     """
 
     rank: int = 0
@@ -124,6 +128,7 @@ class Distributed:
     backend: str | None = None
     encoder_device: str | None = None
     comm_device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    wait_group: Any = None
 
     @property
     def is_distributed(self) -> bool:
@@ -199,7 +204,8 @@ class Distributed:
             _owned_group = True
             atexit.register(_destroy_owned_group)
             logger.info("torch.distributed: rank %d of %d (%s)", rank, world, backend)
-        return cls(rank, world, local_rank, backend, str(encode_on), comm_device)
+        wait_group = dist.new_group(backend="gloo", timeout=_timeout()) if backend == "nccl" else None
+        return cls(rank, world, local_rank, backend, str(encode_on), comm_device, wait_group)
 
     # -- collectives ------------------------------------------------------------------------
     def barrier(self) -> None:
@@ -207,7 +213,9 @@ class Distributed:
         if self.is_distributed:
             import torch.distributed as dist
 
-            if self.backend == "nccl":
+            if self.wait_group is not None:
+                dist.barrier(group=self.wait_group)
+            elif self.backend == "nccl":
                 dist.barrier(device_ids=[self.comm_device.index])
             else:
                 dist.barrier()
@@ -219,7 +227,10 @@ class Distributed:
         import torch.distributed as dist
 
         box = [obj]
-        dist.broadcast_object_list(box, src=src, device=self.comm_device)
+        if self.wait_group is not None:
+            dist.broadcast_object_list(box, src=src, group=self.wait_group)
+        else:
+            dist.broadcast_object_list(box, src=src, device=self.comm_device)
         return box[0]
 
     def all_gather_object(self, obj: Any) -> list[Any]:
@@ -229,7 +240,7 @@ class Distributed:
         import torch.distributed as dist
 
         out: list[Any] = [None] * self.world_size
-        dist.all_gather_object(out, obj)
+        dist.all_gather_object(out, obj, group=self.wait_group)
         return out
 
     def check_all(self, error: BaseException | None, what: str) -> None:

@@ -251,7 +251,7 @@ def make_data(folder: Path, n_docs: int = 260, n_queries: int = 40) -> Path:
     (folder / "SciFact" / "queries.jsonl").write_text("".join(queries))
     for task in ("STSBenchmark", "SICK-R"):
         (folder / task).mkdir()
-        with open(SHARED / task / "test.jsonl", encoding="utf-8") as handle:
+        with open(shared_path(task, "test.jsonl"), encoding="utf-8") as handle:
             (folder / task / "test.jsonl").write_text("".join(handle.readlines()[:50]))
     return folder
 
@@ -404,3 +404,26 @@ def test_corpus_shards_give_the_one_process_scores_to_the_bit(monkeypatch, world
     got_s, got_i = merge_topk_blocks(np.concatenate(scores, 1), np.concatenate(indices, 1), 50, tie_rank)
     np.testing.assert_array_equal(got_i, want_i)
     assert got_s.tobytes() == want_s.tobytes()
+
+
+def test_nccl_contexts_wait_and_exchange_objects_on_the_gloo_wait_group(monkeypatch):
+    """With NCCL, barriers and object collectives go through the gloo wait group (blocking), never
+    an NCCL barrier (which polls on the GPU and a CPU thread while rank 0 scores)."""
+    import torch.distributed as dist
+
+    calls = []
+    monkeypatch.setattr(dist, "barrier", lambda **kw: calls.append(("barrier", kw)))
+    monkeypatch.setattr(dist, "broadcast_object_list", lambda box, **kw: calls.append(("broadcast", kw)))
+    monkeypatch.setattr(dist, "all_gather_object", lambda out, obj, **kw: calls.append(("gather", kw)))
+    group = object()
+    context = Distributed(
+        rank=0, world_size=2, backend="nccl", comm_device=torch.device("cuda", 0), wait_group=group
+    )
+    context.barrier()
+    context.broadcast_object("x")
+    context.all_gather_object("x")
+    assert calls == [
+        ("barrier", {"group": group}),
+        ("broadcast", {"src": 0, "group": group}),
+        ("gather", {"group": group}),
+    ]
