@@ -23,6 +23,7 @@ from fastmteb.tasks import (
     classification,
     clustering,
     pair_classification,
+    regression,
     retrieval,
     sts,
     summarization,
@@ -61,6 +62,7 @@ TASK_TYPE_OBJECTS: dict[str, TaskType] = {
     "STS": sts.STS(),
     "Summarization": summarization.Summarization(),
     "BitextMining": bitext_mining.BitextMining(),
+    "Regression": regression.Regression(),
 }
 
 
