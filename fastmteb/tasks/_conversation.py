@@ -18,7 +18,8 @@ The model then reads that string as the query text (mteb also passes the turns i
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from fastmteb.tasks._common import TaskTypeError
 
@@ -30,7 +31,9 @@ def is_conversation(text: Any) -> bool:
     return isinstance(text, list)
 
 
-def conversation_to_text(task: str, turns: Sequence[Any], instruction: Any = _NO_INSTRUCTION) -> str:
+def conversation_to_text(
+    task: str, turns: Sequence[Any], instruction: Any = _NO_INSTRUCTION
+) -> str:
     """One conversation as mteb's ``_convert_conv_history_to_query`` writes it (see the module doc).
 
     ``instruction`` is left out when the query set has no instruction field. Data mteb rejects (an
@@ -44,7 +47,9 @@ def conversation_to_text(task: str, turns: Sequence[Any], instruction: Any = _NO
         )
     if isinstance(turns[0], str):
         if not all(isinstance(turn, str) for turn in turns):  # mteb: fails in str.join
-            raise TaskTypeError(f"task {task!r}: conversation {turns!r:.80} mixes strings and other turns")
+            raise TaskTypeError(
+                f"task {task!r}: conversation {turns!r:.80} mixes strings and other turns"
+            )
         text = "; ".join(turns)
     elif isinstance(turns[0], dict):
         parts = []
@@ -71,8 +76,13 @@ def conversation_to_text(task: str, turns: Sequence[Any], instruction: Any = _NO
     return text
 
 
-def conversation_texts(task: str, conversations: Sequence[Any], instructions: Sequence[Any] | None) -> list[str]:
+def conversation_texts(
+    task: str, conversations: Sequence[Any], instructions: Sequence[Any] | None
+) -> list[str]:
     """Every query of a conversational query set, with its instruction in front when the set has them."""
     if instructions is None:
         return [conversation_to_text(task, turns) for turns in conversations]
-    return [conversation_to_text(task, turns, instr) for turns, instr in zip(conversations, instructions)]
+    return [
+        conversation_to_text(task, turns, instr)
+        for turns, instr in zip(conversations, instructions)
+    ]

@@ -26,8 +26,9 @@ evaluated split; cross-validation requests ``train`` only (the whole split).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 from scipy.stats import kendalltau
@@ -46,7 +47,9 @@ class RegressionPrepared:
     train_texts: list[str]  # texts of ``train_rows`` (the request)
     train_rows: np.ndarray  # int64, ascending: rows of the train split that are encoded
     train_values: list[Any]  # targets of the whole train split
-    experiments: list[list[int]]  # per experiment: rows (of the train split, or of its fold) in mteb's order
+    experiments: list[
+        list[int]
+    ]  # per experiment: rows (of the train split, or of its fold) in mteb's order
     eval_texts: list[str]
     eval_values: list[Any]
     folds: list[tuple[np.ndarray, np.ndarray]] | None = None  # cross-validation (train, val) rows
@@ -74,11 +77,18 @@ def subsample_rows(meta: TaskMetadata, values: list[Any], n_samples: int, seed: 
     # mteb adds the bins then casts them to ClassLabel; building the column with that feature is the
     # same table (and the same range check) without a casting pass
     features = datasets.Features(
-        {"__idx__": datasets.Value("int64"), "bin": datasets.ClassLabel(names=np.unique(binned).tolist())}
+        {
+            "__idx__": datasets.Value("int64"),
+            "bin": datasets.ClassLabel(names=np.unique(binned).tolist()),
+        }
     )
-    rows = datasets.Dataset.from_dict({"__idx__": list(range(len(values))), "bin": binned.tolist()}, features=features)
+    rows = datasets.Dataset.from_dict(
+        {"__idx__": list(range(len(values))), "bin": binned.tolist()}, features=features
+    )
     try:
-        picked = rows.train_test_split(test_size=n_samples, seed=seed, stratify_by_column="bin")["test"]
+        picked = rows.train_test_split(test_size=n_samples, seed=seed, stratify_by_column="bin")[
+            "test"
+        ]
     except ValueError as e:
         raise TaskTypeError(
             f"task {meta.name!r}: mteb's stratified subsampling of the train split to {n_samples} rows "
@@ -111,21 +121,28 @@ def _average(per_experiment: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _rows(meta: TaskMetadata, raw: Mapping[str, Any], split: str) -> tuple[list[str], list[Any]]:
     rows = split_rows(meta, raw, split)
-    return column(meta, rows, "text", f"split {split!r}"), column(meta, rows, "value", f"split {split!r}")
+    return column(meta, rows, "text", f"split {split!r}"), column(
+        meta, rows, "value", f"split {split!r}"
+    )
 
 
 class Regression:
     name = "Regression"
 
-    def prepare(self, meta: TaskMetadata, raw: Mapping[str, Any], split: str, subset: str) -> RegressionPrepared:
+    def prepare(
+        self, meta: TaskMetadata, raw: Mapping[str, Any], split: str, subset: str
+    ) -> RegressionPrepared:
         train_split = param(meta, "train_split", "train")
         train_texts, train_values = _rows(meta, raw, train_split)
         n_samples = param(meta, "n_samples", 2048)
         if param(meta, "is_cross_validation", False):
-            return self._prepare_cross_validation(meta, split, train_split, train_texts, train_values, n_samples)
+            return self._prepare_cross_validation(
+                meta, split, train_split, train_texts, train_values, n_samples
+            )
         eval_texts, eval_values = _rows(meta, raw, split)
         experiments = [
-            subsample_rows(meta, train_values, n_samples, SEED + i) for i in range(param(meta, "n_experiments", 10))
+            subsample_rows(meta, train_values, n_samples, SEED + i)
+            for i in range(param(meta, "n_experiments", 10))
         ]
         train_rows = np.asarray(sorted(set().union(*experiments)), dtype=np.int64)
         return RegressionPrepared(
@@ -139,7 +156,12 @@ class Regression:
 
     @staticmethod
     def _prepare_cross_validation(
-        meta: TaskMetadata, split: str, train_split: str, texts: list[str], values: list[Any], n_samples: int
+        meta: TaskMetadata,
+        split: str,
+        train_split: str,
+        texts: list[str],
+        values: list[Any],
+        n_samples: int,
     ) -> RegressionPrepared:
         if split != train_split:
             raise TaskTypeError(
@@ -168,7 +190,9 @@ class Regression:
             out["eval"] = TextRequest(prepared.eval_texts)
         return out
 
-    def score(self, meta: TaskMetadata, prepared: RegressionPrepared, embeddings: Mapping[str, Any]) -> dict:
+    def score(
+        self, meta: TaskMetadata, prepared: RegressionPrepared, embeddings: Mapping[str, Any]
+    ) -> dict:
         """Per experiment: ``LinearRegression()`` fitted on that experiment's rows (in mteb's
         order), predictions on the evaluated rows, mteb's five metrics; then
         ``scores_per_experiment`` and the mean of each metric."""

@@ -25,10 +25,22 @@ def _conversation(rng: np.random.Generator, turns: str) -> list:
     return [{"role": _ROLES[i % 2], "content": mo.sentence(rng, (1, 5))} for i in range(n)]
 
 
-def _data(seed: int, n_docs: int, n_queries: int, turns: str, *, instruction: bool = False, null_at: int = -1) -> dict:
+def _data(
+    seed: int,
+    n_docs: int,
+    n_queries: int,
+    turns: str,
+    *,
+    instruction: bool = False,
+    null_at: int = -1,
+) -> dict:
     rng = np.random.default_rng(seed)
     corpus = [
-        {"id": f"d{i}", "title": "" if i % 3 else mo.sentence(rng, (1, 3)), "text": mo.sentence(rng, (3, 10))}
+        {
+            "id": f"d{i}",
+            "title": "" if i % 3 else mo.sentence(rng, (1, 3)),
+            "text": mo.sentence(rng, (3, 10)),
+        }
         for i in range(n_docs)
     ]
     queries = []
@@ -78,7 +90,9 @@ def test_null_instruction_fails_in_mteb_and_clearly_here():
     with pytest.raises(ValueError, match="Found None in batch for key 'instruction'"):
         mo.run_mteb(task, mo.FakeEncoder())
     with pytest.raises(TaskTypeError, match="null instruction"):
-        get_task_type("Retrieval").prepare(mo.fastmteb_meta(task), mo.fastmteb_raw(data), "test", "default")
+        get_task_type("Retrieval").prepare(
+            mo.fastmteb_meta(task), mo.fastmteb_raw(data), "test", "default"
+        )
 
 
 def test_conversational_reranking_matches_mteb():
@@ -88,7 +102,14 @@ def test_conversational_reranking_matches_mteb():
     for row in data["qrels"]:
         judged.setdefault(row["query-id"], []).append(row["corpus-id"])
     data["top_ranked"] = [
-        {"query-id": q["id"], "corpus-ids": list(dict.fromkeys(judged[q["id"]][:2] + [f"d{i}" for i in rng.choice(100, 12, replace=False)]))}
+        {
+            "query-id": q["id"],
+            "corpus-ids": list(
+                dict.fromkeys(
+                    judged[q["id"]][:2] + [f"d{i}" for i in rng.choice(100, 12, replace=False)]
+                )
+            ),
+        }
         for q in data["queries"]
     ]
     _check("Reranking", data)
@@ -120,7 +141,9 @@ def test_malformed_conversations_raise_clear_errors():
     from fastmteb.tasks.types import TaskTypeError
 
     assert conversation_to_text("T", ["a", "b"]) == "a; b"
-    assert conversation_to_text("T", [{"role": "user", "content": "hi"}], "Find:") == "Find: user: hi"
+    assert (
+        conversation_to_text("T", [{"role": "user", "content": "hi"}], "Find:") == "Find: user: hi"
+    )
     for bad in ([], [{"role": "user"}], ["a", {"role": "user", "content": "x"}], [1, 2]):
         with pytest.raises(TaskTypeError, match="task 'T'"):
             conversation_to_text("T", bad)

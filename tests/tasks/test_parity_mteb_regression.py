@@ -30,10 +30,17 @@ def _rows(rng: np.random.Generator, n: int, kind: str, pool: list[str]) -> list[
     return rows
 
 
-def _data(seed: int, n_train: int, n_test: int, train_kind: str = "float", test_kind: str = "float") -> dict:
+def _data(
+    seed: int, n_train: int, n_test: int, train_kind: str = "float", test_kind: str = "float"
+) -> dict:
     rng = np.random.default_rng(seed)
-    pool = [mo.sentence(rng) for _ in range(12)]  # duplicated texts, across splits, with different targets
-    return {"train": _rows(rng, n_train, train_kind, pool), "test": _rows(rng, n_test, test_kind, pool)}
+    pool = [
+        mo.sentence(rng) for _ in range(12)
+    ]  # duplicated texts, across splits, with different targets
+    return {
+        "train": _rows(rng, n_train, train_kind, pool),
+        "test": _rows(rng, n_test, test_kind, pool),
+    }
 
 
 CASES = {
@@ -52,7 +59,11 @@ def _compare(task, data_by_subset: dict, params: dict, split: str = "test") -> i
     for subset, data in data_by_subset.items():
         actual = mo.fastmteb_or_skip(mo.fastmteb_scores, meta, mo.fastmteb_raw(data), split, subset)
         mo.assert_same_scores(expected[subset], actual)
-        n_keys += len(expected[subset]) - 1 + sum(len(s) for s in expected[subset]["scores_per_experiment"])
+        n_keys += (
+            len(expected[subset])
+            - 1
+            + sum(len(s) for s in expected[subset]["scores_per_experiment"])
+        )
     return n_keys
 
 
