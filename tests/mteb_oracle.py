@@ -50,6 +50,7 @@ TYPE_TEMPLATES: dict[str, str] = {
     "STS": "STSBenchmark",
     "Summarization": "SummEvalSummarization.v2",
     "BitextMining": "BornholmBitextMining",
+    "Regression": "RuSciBenchCitedCountRegression",
 }
 
 FAKE_DIM = 32

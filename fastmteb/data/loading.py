@@ -62,6 +62,9 @@ CANONICAL_COLUMNS: dict[str, dict[str, str]] = {
     },
     "BitextMining": {"sentence1": "str", "sentence2": "str"},
 }
+# Regression (mteb AbsTaskRegression: input ``text``, continuous target ``value``), added apart from the
+# table above so the metadata rewrite of this module and the Regression type do not collide.
+CANONICAL_COLUMNS["Regression"] = {"text": "str", "value": "number"}
 _LEGACY_CLUSTERING_COLUMNS = {"sentences": "list[str]", "labels": "list"}
 _FIX_BY_KIND = {
     "str": "every row needs a non-null string",

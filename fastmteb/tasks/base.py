@@ -31,6 +31,7 @@ TASK_TYPES = (
     "STS",
     "Summarization",
     "BitextMining",
+    "Regression",
 )
 
 

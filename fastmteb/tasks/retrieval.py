@@ -9,7 +9,8 @@ cosine; a dot-product model would need ``metric="dot"``).
 Params: ``ignore_identical_ids`` (False; applied after the top-k cut, as mteb), ``k_values``
 ((1, 3, 5, 10, 20, 100, 1000)), ``skip_first_result`` (False), ``max_over_subqueries`` (False;
 MindSmallReranking), ``task_specific_scores`` (None | "robustness_at_10" | "paired_accuracy").
-Requests: ``queries`` (prompt type "query": text, then " " + instruction when there is one) and
+Requests: ``queries`` (prompt type "query": text, then " " + instruction when there is one; a
+conversation — a list of turns — flattened as mteb does, see ``_conversation``) and
 ``corpus`` (prompt type "document": ``(title + " " + text).strip()``; in reranking mode only the
 documents some query ranks).
 """
@@ -29,6 +30,7 @@ from fastmteb.distributed import current as current_distributed
 from fastmteb.encoding.store import RowView
 from fastmteb.kernels import QrelsCSR
 from fastmteb.tasks._common import TaskTypeError, column, param, string_order_rank
+from fastmteb.tasks._conversation import conversation_texts, is_conversation
 from fastmteb.tasks.base import TaskMetadata, TextRequest
 
 K_VALUES = (1, 3, 5, 10, 20, 100, 1000)
@@ -207,13 +209,18 @@ def _document_texts(meta: TaskMetadata, corpus: Any) -> list[str]:
 
 
 def _query_texts(meta: TaskMetadata, raw: Mapping[str, Any], query_ids: list[str]) -> list[str]:
-    """Query text, then ``" " + instruction`` when the query has one (mteb appends, unstripped)."""
+    """Query text, then ``" " + instruction`` when the query has one (mteb appends, unstripped).
+
+    Conversational queries (lists of turns, mteb tests the first row) are flattened by
+    ``_conversation.conversation_texts``, any instruction in front (``_convert_conv_history_to_query``).
+    """
     queries = raw["queries"]
     texts = column(meta, queries, "text", "queries")
-    if texts and not isinstance(texts[0], str):
+    conversational = bool(texts) and is_conversation(texts[0])
+    if texts and not conversational and not isinstance(texts[0], str):
         raise TaskTypeError(
-            f"task {meta.name!r}: conversational queries (lists of turns) are not supported; "
-            "flatten them to text in the dataset transform"
+            f"task {meta.name!r}: query text must be a string or a list of turns, got "
+            f"{type(texts[0]).__name__}; fix the queries in the dataset transform"
         )
     names = queries.column_names if hasattr(queries, "column_names") else list(queries)
     if "instruction" in names:
@@ -225,6 +232,10 @@ def _query_texts(meta: TaskMetadata, raw: Mapping[str, Any], query_ids: list[str
         ))
         instructions = [by_id.get(qid) for qid in query_ids]
     else:
+        instructions = None
+    if conversational:
+        return conversation_texts(meta.name, texts, instructions)
+    if instructions is None:
         return texts
     return [
         text + " " + instruction if instruction is not None else text

@@ -23,6 +23,7 @@ from fastmteb.tasks import (
     classification,
     clustering,
     pair_classification,
+    regression,
     retrieval,
     sts,
     summarization,
@@ -30,7 +31,14 @@ from fastmteb.tasks import (
 from fastmteb.tasks._common import TaskTypeError
 from fastmteb.tasks.base import TaskMetadata, TextRequest
 
-__all__ = ["TaskType", "TaskTypeError", "UnknownTaskTypeError", "get_task_type", "TASK_TYPE_OBJECTS"]
+__all__ = [
+    "TaskType",
+    "TaskTypeError",
+    "UnknownTaskTypeError",
+    "get_task_type",
+    "mteb_task_type",
+    "TASK_TYPE_OBJECTS",
+]
 
 
 class TaskType(Protocol):
@@ -61,6 +69,7 @@ TASK_TYPE_OBJECTS: dict[str, TaskType] = {
     "STS": sts.STS(),
     "Summarization": summarization.Summarization(),
     "BitextMining": bitext_mining.BitextMining(),
+    "Regression": regression.Regression(),
 }
 
 
@@ -74,3 +83,43 @@ def get_task_type(type_name: str) -> TaskType:
         raise UnknownTaskTypeError(
             f"unknown task type {type_name!r}{hint} Known types: {sorted(TASK_TYPE_OBJECTS)}"
         ) from None
+
+
+# mteb abstract classes whose scorer is not the one ``metadata.type`` names, most derived first
+# (AbsTaskRegression and AbsTaskMultilabelClassification both subclass AbsTaskClassification), and
+# the sklearn model each fastmteb type fits: (class name, fastmteb type, model class, its params).
+_MTEB_CLASS_ROUTES = (
+    ("AbsTaskRegression", "Regression", "LinearRegression", {}),
+    ("AbsTaskMultilabelClassification", "MultilabelClassification", "KNeighborsClassifier", {"n_neighbors": 5}),
+    ("AbsTaskClassification", "Classification", "LogisticRegression", {"max_iter": 100}),
+)
+
+
+def mteb_task_type(task: Any) -> str | None:
+    """The fastmteb type that scores the mteb task object ``task`` as mteb does, or None (then fall
+    back to mteb's evaluator).
+
+    mteb picks the evaluation by the task's *class*, not by ``metadata.type``: e.g.
+    ``RuToxicOKMLCUPMultilabelClassification`` is declared ``type="Classification"`` but is an
+    ``AbsTaskMultilabelClassification`` (k-NN, lrap/f1/hamming), and ``AbsTaskRegression``
+    subclasses ``AbsTaskClassification``. A task of these families is routed by class, and only
+    when it is text-only and keeps the sklearn model fastmteb's type fits (mteb's audio multilabel
+    tasks use ``MultiOutputClassifier(LogisticRegression())``: None). Any other task: its
+    ``metadata.type`` when fastmteb implements it, else None. mteb is not imported here.
+    """
+    bases = {cls.__name__ for cls in type(task).__mro__}
+    text_only = list(getattr(task.metadata, "modalities", ["text"])) == ["text"]
+    for base, type_name, model_name, model_params in _MTEB_CLASS_ROUTES:
+        if base not in bases:
+            continue
+        model = getattr(task, "evaluator_model", None)
+        if not text_only or type(model).__name__ != model_name:
+            return None
+        defaults = type(model)().get_params()
+        wanted = {**defaults, **model_params}
+        have = model.get_params()
+        # mteb's evaluate() sets random_state=42 on the shared class-level model, so ignore it
+        if any(have.get(k) != v for k, v in wanted.items() if k != "random_state"):
+            return None
+        return type_name
+    return task.metadata.type if task.metadata.type in TASK_TYPE_OBJECTS and text_only else None

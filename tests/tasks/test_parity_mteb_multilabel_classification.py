@@ -29,3 +29,23 @@ def test_multilabel_classification_matches_mteb():
     meta = mo.fastmteb_meta(task, params=params)
     actual = mo.fastmteb_scores(meta, mo.fastmteb_raw(data))
     mo.assert_same_scores(expected, actual)
+
+
+def test_multilabel_task_declared_as_classification_matches_mteb():
+    """RuToxicOKMLCUPMultilabelClassification: metadata.type "Classification", class AbsTaskMultilabelClassification.
+
+    mteb scores it with the multilabel evaluator; routed by class, fastmteb's multilabel scorer gives mteb's numbers.
+    """
+    from dataclasses import replace
+
+    from fastmteb.tasks.types import mteb_task_type
+
+    rng = np.random.default_rng(1)
+    data = {"train": _rows(rng, 120), "test": _rows(rng, 50)}
+    params = {"samples_per_label": 5, "n_experiments": 3}
+    task = mo.mteb_task("RuToxicOKMLCUPMultilabelClassification", data, params=params)
+    assert task.metadata.type == "Classification"
+    expected = mo.run_mteb(task, mo.FakeEncoder())["test"]["default"]
+    meta = replace(mo.fastmteb_meta(task, params=params), type=mteb_task_type(task))
+    assert meta.type == "MultilabelClassification"
+    mo.assert_same_scores(expected, mo.fastmteb_scores(meta, mo.fastmteb_raw(data)))
