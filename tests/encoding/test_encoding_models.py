@@ -140,3 +140,17 @@ def test_bad_options_are_clear_errors(sentence_transformer):
 def test_name_and_revision_from_hub_cache_snapshot():
     path = "/root/.cache/huggingface/hub/models--BAAI--bge-small-en-v1.5/snapshots/" + "a" * 40
     assert name_and_revision(path) == ("BAAI/bge-small-en-v1.5", "a" * 40)
+
+
+def test_name_of_a_relative_model_folder_is_the_folder_name(tmp_path, monkeypatch):
+    # `fastmteb run -m .` inside a model folder: "." names that folder (it was '' and the run
+    # failed on "model name '' is empty"); hub ids stay as given
+    folder = tmp_path / "my-model"
+    (folder / "sub").mkdir(parents=True)
+    monkeypatch.chdir(folder)
+    assert name_and_revision(".")[0] == "my-model"
+    assert name_and_revision("./")[0] == "my-model"
+    assert name_and_revision("./sub/")[0] == "sub"
+    assert name_and_revision("..")[0] == tmp_path.name
+    assert name_and_revision(str(folder))[0] == "my-model"
+    assert name_and_revision("org/name")[0] == "org/name"
