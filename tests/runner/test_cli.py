@@ -454,9 +454,13 @@ def test_ctrl_c_mid_run_exits_130_and_leaves_only_complete_files(tmp_path, fake_
         return score(meta, prepared, embeddings)
 
     monkeypatch.setattr(fake_stack.task_type, "score", interrupted_on_b)
-    code, _, err = run_cli(
-        capsys, "run", "-m", "fake", "-t", "TaskA", "TaskB", "--output-folder", str(tmp_path), "-q"
-    )
+    try:
+        code, _, err = run_cli(
+            capsys, "run", "-m", "fake", "-t", "TaskA", "TaskB", "--output-folder", str(tmp_path),
+            "-q",
+        )
+    except KeyboardInterrupt:  # escaping, it would also stop the whole pytest session
+        pytest.fail("KeyboardInterrupt escaped fastmteb.cli.main")
     assert code == 130 and "interrupted" in err and "Traceback" not in err
     assert len([line for line in err.splitlines() if line.strip()]) == 1, err
     folder = tmp_path / "fake-org__fake-model" / "r1"
