@@ -25,11 +25,11 @@ def _restore_fastmteb_logger(monkeypatch):
 
     log = logging.getLogger("fastmteb")
     saved = (log.level, list(log.handlers), log.propagate)
-    for name in _QUIET_ENV:  # monkeypatch puts back the value of now (or its absence)
-        if name in os.environ:
-            monkeypatch.setenv(name, os.environ[name])
-        else:
-            monkeypatch.delenv(name, raising=False)
+    for name in _QUIET_ENV:  # monkeypatch puts back the value of now, or its absence
+        was_set = name in os.environ
+        monkeypatch.setenv(name, os.environ.get(name, ""))  # records the value of now
+        if not was_set:
+            monkeypatch.delenv(name)
     levels = {name: logging.getLogger(name).level for name in _QUIET_LOGGERS}
     bars = _library_progress_state()
     yield
