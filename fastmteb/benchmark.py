@@ -51,6 +51,7 @@ import torch
 
 from fastmteb.encoding import EncodeContext, EncodeStats, load_encoder
 from fastmteb.encoding.models import DTYPES, TorchEncoder
+from fastmteb.inputs import check_run_inputs
 
 DEFAULT_TASKS = ("SciFact", "SICK-R")
 DEFAULT_DTYPES = ("float32", "bfloat16")
@@ -567,6 +568,7 @@ def run_benchmark(
         raise BenchConfigError(f"--limit must be >= 1 (got {limit})")
     if st_batch_size < 1:
         raise BenchConfigError(f"--st-batch-size must be >= 1 (got {st_batch_size})")
+    check_run_inputs(model=model, data_dir=data_dir, device=device)  # before the model loads
     say = progress or (lambda _message: None)
     edges = parse_bucket_edges(bucket_edges)
 
@@ -829,7 +831,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats per configuration")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs before the repeats")
     parser.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda when available)")
-    parser.add_argument("--output", default="bench-results", help="folder for bench.json, throughput.png, memory.png")
+    parser.add_argument("--output-folder", "--output", dest="output_folder", default="bench-results",
+                        help="folder for bench.json, throughput.png, memory.png (--output: same; "
+                             "--output-folder is the name fastmteb run and mteb use)")
     parser.add_argument("--vs-sentence-transformers", action="store_true",
                         help="also time SentenceTransformer.encode on the same texts")
     parser.add_argument("--st-batch-size", type=int, default=DEFAULT_ST_BATCH_SIZE,
@@ -839,14 +843,18 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    """Run ``fastmteb bench`` from parsed arguments: table on stdout, files in ``args.output``."""
+    """Run ``fastmteb bench`` from parsed arguments: table on stdout, files in
+    ``args.output_folder``."""
     from rich.console import Console
 
-    console = Console()
+    # markup off: model names, task names and paths are printed as given
+    console = Console(markup=False, emoji=False)
     if not console.is_terminal:  # piped: rich would wrap the table at 80 columns
-        console = Console(width=170)
-    err = Console(stderr=True)
+        console = Console(markup=False, emoji=False, width=170)
+    err = Console(stderr=True, markup=False, emoji=False, highlight=False)
     try:
+        # a file where the output folder should be fails now, not after the whole benchmark
+        check_run_inputs(output_folder=args.output_folder, output_option="--output-folder / --output")
         report = run_benchmark(
             args.model,
             tasks=args.tasks,
@@ -861,12 +869,12 @@ def run_bench(args: argparse.Namespace) -> int:
             vs_sentence_transformers=args.vs_sentence_transformers,
             st_batch_size=args.st_batch_size,
             seed=args.seed,
-            progress=None if args.quiet else (lambda message: err.print(f"[dim]bench: {message}[/dim]")),
+            progress=None if args.quiet else (lambda message: err.print(f"bench: {message}", style="dim")),
         )
-    except ValueError as error:  # BenchConfigError, UnknownTaskError, TaskDataError, ModelLoadError
-        err.print(f"[red]fastmteb bench: {error}[/red]")
+    except ValueError as error:  # BenchConfigError, UnknownTaskError, TaskDataError, ModelLoadError, InputError
+        err.print(f"fastmteb bench: {error}", style="red", soft_wrap=True)
         return 2
-    paths = write_report(report, args.output)
+    paths = write_report(report, args.output_folder)
     console.print(bench_table(report))
     console.print("wrote " + ", ".join(str(p) for p in paths))
     return 0

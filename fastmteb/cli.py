@@ -7,7 +7,11 @@
     fastmteb tasks -b "MTEB(eng, v2)" --type Retrieval
     fastmteb results results/ other_results/ --json
 
-Exit status: 0 on success, 1 when a task failed (the others are written), 2 on bad input.
+Exit status: 0 on success, 1 when a task failed (the others are written), 2 on bad input (one
+line naming the argument and the fix, before any model loads or any file is written), 130 on
+Ctrl-C (result files are written atomically: none is left half-written).
+
+Everything printed is plain text: task names, paths and messages are never read as rich markup.
 """
 
 from __future__ import annotations
@@ -27,18 +31,40 @@ if TYPE_CHECKING:
     from fastmteb.tasks.base import TaskMetadata
 
 DEFAULT_BENCHMARK = "fastmteb-mini"
-EXIT_OK, EXIT_TASK_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_TASK_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+# The libraries whose progress bars and log lines ``-q`` silences: environment variables they read
+# when imported, and the calls that do the same once they are.
+_QUIET_ENV = {
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",  # huggingface_hub, and transformers ("Loading weights")
+    "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
+    "HF_HUB_VERBOSITY": "error",
+    "TRANSFORMERS_VERBOSITY": "error",
+    "DATASETS_VERBOSITY": "error",
+}
+_QUIET_LOGGERS = ("huggingface_hub", "transformers", "datasets", "sentence_transformers")
 
 
 def _console(stderr: bool = False) -> Console:
+    """A console that prints text as given: no markup (``[x]`` in a task name or path stays),
+    no emoji codes."""
     from rich.console import Console
 
-    console = Console(stderr=stderr)
+    console = Console(stderr=stderr, markup=False, emoji=False)
     if (
         not console.is_terminal
     ):  # piped or captured: rich assumes 80 columns and would cut task names
-        console = Console(stderr=stderr, width=max(console.width, 200))
+        console = Console(stderr=stderr, markup=False, emoji=False, width=max(console.width, 200))
     return console
+
+
+def _print_error(message: str) -> None:
+    """``error: <message>`` on stderr, the message printed verbatim."""
+    from rich.text import Text
+
+    _console(stderr=True).print(
+        Text.assemble(("error:", "bold red"), " ", str(message)), highlight=False, soft_wrap=True
+    )
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -154,13 +180,42 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _configure_logging(quiet: bool) -> None:
-    """fastmteb's own log lines (resume, failures) on stderr; other libraries are left alone."""
+    """fastmteb's own log lines (resume, failures) on stderr; ``quiet`` also silences the
+    progress bars and info/warning lines of the Hugging Face libraries."""
     log = logging.getLogger("fastmteb")
     log.setLevel(logging.WARNING if quiet else logging.INFO)
     if not log.handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("fastmteb: %(message)s"))
         log.addHandler(handler)
+    if quiet:
+        _quiet_libraries()
+
+
+def _quiet_libraries() -> None:
+    """No progress bars and only errors from huggingface_hub, transformers, datasets and
+    sentence-transformers, whether they are imported already or later in this process."""
+    import warnings
+
+    os.environ.update(_QUIET_ENV)
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    with warnings.catch_warnings():  # they warn when an environment variable said otherwise
+        warnings.simplefilter("ignore")
+        if "huggingface_hub" in sys.modules:
+            from huggingface_hub.utils import disable_progress_bars
+
+            disable_progress_bars()
+        if "transformers" in sys.modules:
+            from transformers.utils import logging as transformers_logging
+
+            transformers_logging.set_verbosity_error()
+            transformers_logging.disable_progress_bar()
+        if "datasets" in sys.modules:
+            import datasets
+
+            datasets.logging.set_verbosity_error()
+            datasets.disable_progress_bars()
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -171,8 +226,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     main = launch_rank() == 0  # under torchrun only rank 0 prints; every rank evaluates
     _configure_logging(args.quiet or not main)
-    if not main:
-        os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     benchmark = args.benchmark
     if benchmark is None and not args.tasks:
         benchmark = DEFAULT_BENCHMARK
@@ -218,13 +271,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if run and run.output_dir is not None:
         console.print(f"result files: {run.output_dir}")
     if run.failures:
+        from rich.text import Text
+
         err = _console(stderr=True)
-        err.print(f"[bold red]{len(run.failures)} task(s) failed:[/]")
+        err.print(f"{len(run.failures)} task(s) failed:", style="bold red", highlight=False)
+        # soft_wrap: one line per failure, never cut at the console width
         for failure in run.failures:
             err.print(
-                f"  [red]{failure.task_name}[/] ({failure.phase}): {failure.error}",
-                markup=True,
+                Text.assemble(
+                    "  ", (failure.task_name, "red"), f" ({failure.phase}): {failure.error}"
+                ),
                 highlight=False,
+                soft_wrap=True,
             )
         return EXIT_TASK_FAILED
     return EXIT_OK
@@ -312,7 +370,7 @@ def _cmd_results(args: argparse.Namespace) -> int:
 
     by_model = load_results(*args.dirs)
     if not by_model:
-        _console(stderr=True).print(f"no result files under {', '.join(args.dirs)}")
+        _print_error(f"no result files under {', '.join(args.dirs)}")
         return EXIT_BAD_INPUT
     tasks = None
     if args.benchmark:
@@ -336,6 +394,8 @@ def _cmd_results(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from fastmteb.benchmark import run_bench
 
+    if args.quiet:
+        _quiet_libraries()
     return run_bench(args)
 
 
@@ -344,15 +404,18 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fastmteb`` console script; returns the exit status."""
-    args = _build_parser().parse_args(argv)
-    command = {"run": _cmd_run, "tasks": _cmd_tasks, "results": _cmd_results, "bench": _cmd_bench}[
-        args.command
-    ]
+    commands = {"run": _cmd_run, "tasks": _cmd_tasks, "results": _cmd_results, "bench": _cmd_bench}
     try:
-        return command(args)
+        args = _build_parser().parse_args(argv)
+        return commands[args.command](args)
     except (ValueError, FileNotFoundError) as e:  # bad input: a clear message, no traceback
-        _console(stderr=True).print(f"[bold red]error:[/] {e}", highlight=False)
+        _print_error(str(e))
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        # Result files are written atomically (a temporary file renamed over the target) and a
+        # spill file is deleted with its last reference: nothing is left half-written.
+        _print_error("interrupted (Ctrl-C); result files already written are complete")
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from fastmteb.inputs import check_run_inputs
 from fastmteb.results import (
     MTEB_COMPAT_VERSION,
     ResultFileError,
@@ -661,6 +662,7 @@ def prepare_run(
     metas = resolve_tasks(tasks, benchmark)
     if not metas:
         raise ValueError("no tasks to prepare: pass tasks=[names] or benchmark=NAME")
+    check_run_inputs(data_dir=data_dir, cache_dir=cache_dir)
     pending = [
         (meta, None, [(split, subset) for split in meta.eval_splits for subset in meta.hf_subsets])
         for meta in metas
@@ -715,7 +717,8 @@ def evaluate(
 
     A task that fails is recorded in ``RunResults.failures`` and writes nothing; the other tasks
     go on. With ``raise_error`` (default) a ``TaskFailedError`` is raised at the end if any failed.
-    Unknown task names raise before any work starts.
+    Unknown task names, and a ``data_dir``/``output_folder``/``cache_dir``/``device``/model path
+    that cannot work (``fastmteb.inputs.InputError``), raise before any work starts.
 
     ``max_embedding_memory`` (bytes, or a string such as ``"2GB"``/``"512MiB"``; None = no limit):
     past it the embeddings are written to a spill file in ``{cache_dir}/.fastmteb-spill`` (else
@@ -734,6 +737,15 @@ def evaluate(
     metas = resolve_tasks(tasks, benchmark)
     if not metas:
         raise ValueError("no tasks to evaluate: pass tasks=[names] or benchmark=NAME")
+    # paths, device and model path that cannot work fail now, not after the model has loaded or
+    # the whole run has finished (nothing is loaded or written before this)
+    check_run_inputs(
+        model=model,
+        data_dir=data_dir,
+        output_folder=output_folder,
+        cache_dir=cache_dir,
+        device=None if _is_encoder(model) else device,  # a ready encoder keeps its own device
+    )
     spill = _spill_settings(max_embedding_memory, cache_dir, output_folder, spill_dtype)
     dist = _distributed_context(model, device, distributed, dist_backend)
     progress = progress and dist.is_main

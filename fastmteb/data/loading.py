@@ -343,9 +343,13 @@ def _read_jsonl_rows(meta: TaskMetadata, path: Path) -> list[dict[str, Any]]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
+                # 1-based column in the file's line (a break at its end points just past the
+                # last character, not at the newline json skipped over)
+                column = min(exc.pos, len(line.rstrip("\r\n"))) + 1
                 raise TaskDataError(
-                    f"{meta.name}: {path} line {line_number} is not valid JSON ({exc.msg}); "
-                    "fix: one JSON object per line"
+                    f"{meta.name}: {path} line {line_number} is not valid JSON at column "
+                    f"{column} ({exc.msg}); fix: make that line one complete JSON object "
+                    "(JSONL: one object per line)"
                 ) from None
             if not isinstance(row, dict):
                 raise TaskDataError(

