@@ -783,8 +783,8 @@ def load_encoder(
         return model
     if isinstance(model, torch.nn.Module) and device is None:
         device = _module_device(model)
-    if isinstance(model, (str, Path)) and dtype == "auto":
-        dtype = mteb_declared_dtype(str(model)) or "auto"
+    if isinstance(model, str) and dtype == "auto" and not os.path.exists(os.path.expanduser(model)):
+        dtype = mteb_declared_dtype(model) or "auto"  # a hub id: mteb may declare its precision
     torch_device = resolve_device(device)
     compute_dtype = resolve_dtype(dtype, torch_device)
     common = dict(device=torch_device, dtype=dtype, batch_tokens=batch_tokens)
