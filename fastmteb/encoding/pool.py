@@ -210,7 +210,7 @@ class TextPool:
         )
         for group in np.unique(groups):
             pieces = self._chunks(int(group), missing[groups == group], dist, cache is not None)
-            for entries in pieces:
+            for entries in self._pieces_progress(int(group), pieces):
                 rows = self._encode_group(int(group), entries)
                 self._store_rows(entries, rows)
                 self._encoded += len(entries)
@@ -228,6 +228,16 @@ class TextPool:
         if self._vectors is None:
             return np.zeros((len(self._texts), 0), dtype=np.float32)
         return self._vectors[: len(self._texts)]
+
+    def _pieces_progress(self, group: int, pieces: list[np.ndarray]) -> Any:
+        """``pieces``, under a progress bar of pieces when there are several (each piece's encode
+        shows its own token bar)."""
+        if not self.progress or len(pieces) < 2:
+            return pieces
+        from tqdm.auto import tqdm
+
+        name = self._groups[group][1].task_name
+        return tqdm(pieces, desc=f"Encoding {name} in pieces", unit="piece", leave=False)
 
     def encode_costs(self) -> np.ndarray:
         """int64 per entry: what encoding it in the last ``embeddings()`` call cost, as its token
