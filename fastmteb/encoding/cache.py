@@ -9,7 +9,8 @@ renamed ``*.corrupt``, reported with a warning and recomputed; it is never used.
 Shards: ``TextPool`` writes one shard per piece of a prompt group as soon as that piece is encoded
 (``shard_rows``: the largest power of two of rows whose float32 vectors fit ``SHARD_BYTES``, 32 MiB,
 within [``MIN_SHARD_ROWS``, ``MAX_SHARD_ROWS``]), so an interrupted encode (Ctrl-C, a crash, a
-kill) keeps every finished shard and a rerun encodes only the rest.
+kill) keeps every finished shard and a rerun encodes only the rest. A temporary file a killed
+writer left behind is deleted by a later reader once it is 15 minutes old.
 
 Which encoders are cached: only those whose ``fingerprint`` is not None. fastmteb derives it from
 the weights for the torch models it drives; a plain callable or an mteb-protocol object gets one
@@ -24,6 +25,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 import warnings
 from pathlib import Path
 from typing import Hashable, Sequence
@@ -35,6 +37,7 @@ CACHE_FORMAT = "fastmteb-embeddings-v1"
 SHARD_BYTES = 32 * 1024 * 1024
 MIN_SHARD_ROWS = 1024
 MAX_SHARD_ROWS = 65536
+STALE_TEMPORARY_SECONDS = 15 * 60
 
 
 class CacheCorruptionWarning(RuntimeWarning):
@@ -83,9 +86,22 @@ class EmbeddingCache:
         if self._index is None:
             self._index = {}
             if self.folder.is_dir():
+                self._remove_stale_temporaries()
                 for path in sorted(self.folder.glob("shard-*.safetensors")):
                     self._add_shard(path)
         return self._index
+
+    def _remove_stale_temporaries(self) -> None:
+        """Delete temporary shard files a killed writer left (older than
+        ``STALE_TEMPORARY_SECONDS``: a live writer, e.g. another run on a shared folder, renames
+        its file within seconds)."""
+        now = time.time()
+        for path in self.folder.glob(".tmp-*.safetensors"):
+            try:
+                if now - path.stat().st_mtime > STALE_TEMPORARY_SECONDS:
+                    path.unlink()
+            except OSError:
+                pass
 
     def _add_shard(self, path: Path) -> None:
         from safetensors import safe_open

@@ -296,3 +296,20 @@ def test_interrupted_torch_encode_resumes_bitwise(tmp_path, tiny_bert):
     third = TextPool(encoder, cache_dir=tmp_path, progress=False, cache_shard_rows=24)
     third.add(texts, STS)
     assert third.embeddings().tobytes() == want.tobytes() and third.stats["encoded"] == 0
+
+
+def test_temporaries_of_a_killed_writer_are_removed_when_stale(tmp_path):
+    import os
+    import time
+
+    encoder = CallableEncoder(bag_of_words, fingerprint="bow-v1")
+    _pool(encoder, tmp_path, TEXTS[:5])
+    (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    stale, fresh = folder / ".tmp-killed.safetensors", folder / ".tmp-writing.safetensors"
+    stale.write_bytes(b"half a shard")
+    fresh.write_bytes(b"being written")
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    pool, _ = _pool(encoder, tmp_path, TEXTS[:5])
+    assert pool.stats["cache_hits"] == 5
+    assert not stale.exists() and fresh.exists()  # a live writer's file is left alone
