@@ -79,7 +79,8 @@ def run_tiny(out: str, cache: str | None, names: Sequence[str] | None, benchmark
     from fastmteb.encoding import CallableEncoder
 
     results = fastmteb.evaluate(
-        CallableEncoder(tiny_model, name="fastmteb-kill-test/tiny-hash"),
+        # the fingerprint lets the cache hold a callable's vectors (fastmteb cannot see its weights)
+        CallableEncoder(tiny_model, name="fastmteb-kill-test/tiny-hash", fingerprint="tiny-hash-v1"),
         _task_metas(names, benchmark),
         output_folder=out,
         cache_dir=cache,

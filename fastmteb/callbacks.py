@@ -213,10 +213,10 @@ def weights_state(model: Any) -> tuple[Any, ...] | None:
 
     Two signals, both must be unchanged for a call to count as "same weights": every parameter's
     and buffer's (identity, storage address, autograd version counter), and ``weights_digest``
-    (per-tensor float64 sum and sum of squares). Either alone misses real updates: fused optimizers
-    (``AdamW(fused=True)``) and writes through ``.data`` do not bump version counters; the digest
-    would miss an update that keeps every tensor's sum and sum of squares to the last bit (e.g. a
-    permutation of one tensor's values written through ``.data``), which no training step does.
+    (per-tensor float64 sum, sum of squares and position-weighted sum). Either alone misses real
+    updates: fused optimizers (``AdamW(fused=True)``) and writes through ``.data`` do not bump
+    version counters; the digest would miss an update that keeps all three sums of every tensor
+    to the last bit, which no training step does.
     """
     module = model if isinstance(model, torch.nn.Module) else getattr(model, "module", None)
     if not isinstance(module, torch.nn.Module):

@@ -710,6 +710,13 @@ def evaluate(
     ``{output_folder}/{org}__{model}/{revision}/{Task}.json`` (mteb's layout and schema); a task
     with a complete file there is read back instead of evaluated, unless ``overwrite``.
 
+    ``cache_dir``: verified on-disk embedding cache, written shard by shard while encoding, so a
+    rerun (also after Ctrl-C or a crash) encodes only what is not there. A plain callable or an
+    mteb-protocol model is cached only under a fingerprint its user gives
+    (``fastmteb.encoding.CallableEncoder(fn, fingerprint=...)``, ``ProtocolEncoder(model,
+    fingerprint=...)`` or a ``fastmteb_fingerprint`` attribute): without one nothing is cached and
+    a ``CacheDisabledWarning`` says so (fastmteb cannot see such a model's weights).
+
     ``evaluation_time`` of a task = its loading + preparing + scoring time + its share of the shared
     encoding time (share = tokens of the texts it requested, as encoded, i.e. cut at the model's
     max length / those of all tasks; characters for a model without a tokenizer; a text two tasks

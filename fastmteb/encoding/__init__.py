@@ -2,7 +2,7 @@
 
 from fastmteb.encoding.base import EncodeContext, Encoder, TokenizingEncoder
 from fastmteb.encoding.batching import EncodeStats, plan_batches
-from fastmteb.encoding.cache import CacheCorruptionWarning, EmbeddingCache
+from fastmteb.encoding.cache import CacheCorruptionWarning, CacheDisabledWarning, EmbeddingCache
 from fastmteb.encoding.models import (
     BUNDLED_MODEL_NAME,
     CallableEncoder,
@@ -18,6 +18,7 @@ from fastmteb.encoding.prompts import prompt_name_for, resolve_prompt
 __all__ = [
     "BUNDLED_MODEL_NAME",
     "CacheCorruptionWarning",
+    "CacheDisabledWarning",
     "CallableEncoder",
     "EmbeddingCache",
     "EncodeContext",

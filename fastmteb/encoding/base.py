@@ -34,7 +34,10 @@ class Encoder(Protocol):
 
     name: str
     revision: str
-    fingerprint: str  # stable across processes: model identity, weights, dtype, pooling, max length
+    # stable across processes: model identity, weights, dtype, pooling, max length. The disk cache
+    # folder's key; None when the encoder cannot tell its weights apart (a callable or
+    # mteb-protocol model without a user-given fingerprint): then nothing is cached.
+    fingerprint: str | None
 
     def group_key(self, ctx: EncodeContext) -> Hashable: ...
 

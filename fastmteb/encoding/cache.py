@@ -5,6 +5,18 @@ Layout: ``<cache_dir>/<fingerprint>/shard-<sha256 of its keys>.safetensors`` hol
 [n, dim]), with header metadata ``format``, ``fingerprint`` and ``sha256`` (of both tensors' bytes).
 A shard that is truncated, unreadable, from another model or whose checksum does not match is
 renamed ``*.corrupt``, reported with a warning and recomputed; it is never used. No pickle.
+
+Shards: ``TextPool`` writes one shard per piece of a prompt group as soon as that piece is encoded
+(``shard_rows``: the largest power of two of rows whose float32 vectors fit ``SHARD_BYTES``, 32 MiB,
+within [``MIN_SHARD_ROWS``, ``MAX_SHARD_ROWS``]), so an interrupted encode (Ctrl-C, a crash, a
+kill) keeps every finished shard and a rerun encodes only the rest. A temporary file a killed
+writer left behind is deleted by a later reader once it is 15 minutes old.
+
+Which encoders are cached: only those whose ``fingerprint`` is not None. fastmteb derives it from
+the weights for the torch models it drives; a plain callable or an mteb-protocol object gets one
+only from its user (``CallableEncoder(fn, fingerprint=...)``, ``ProtocolEncoder(model,
+fingerprint=...)`` or a ``fastmteb_fingerprint`` attribute on the object), since fastmteb cannot
+see its weights. Without one the pool does not cache and says so once (``CacheDisabledWarning``).
 """
 
 from __future__ import annotations
@@ -13,6 +25,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 import warnings
 from pathlib import Path
 from typing import Hashable, Sequence
@@ -21,9 +34,28 @@ import numpy as np
 
 CACHE_FORMAT = "fastmteb-embeddings-v1"
 
+SHARD_BYTES = 32 * 1024 * 1024
+MIN_SHARD_ROWS = 1024
+MAX_SHARD_ROWS = 65536
+STALE_TEMPORARY_SECONDS = 15 * 60
+
 
 class CacheCorruptionWarning(RuntimeWarning):
     """A cache shard failed verification and was set aside (its vectors are recomputed)."""
+
+
+class CacheDisabledWarning(UserWarning):
+    """A ``cache_dir`` was given for an encoder without a fingerprint: nothing is cached."""
+
+
+def shard_rows(dim: int | None) -> int:
+    """Rows per cache shard for ``dim``-dimensional vectors: the largest power of two whose float32
+    vectors fit ``SHARD_BYTES`` (32 MiB), clipped to [1024, 65536] (16,384 rows at 384 dims, 8,192
+    at 1024, 2,048 at 4096). A power of two keeps an encoder that batches itself in the same
+    batches (any power-of-two batch size up to 1024) whether or not its group is split."""
+    dim = max(1, int(dim or 1024))
+    rows = 1 << max(0, (SHARD_BYTES // (4 * dim)).bit_length() - 1)
+    return int(min(MAX_SHARD_ROWS, max(MIN_SHARD_ROWS, rows)))
 
 
 def entry_digest(group_key: Hashable, text: str) -> bytes:
@@ -54,9 +86,22 @@ class EmbeddingCache:
         if self._index is None:
             self._index = {}
             if self.folder.is_dir():
+                self._remove_stale_temporaries()
                 for path in sorted(self.folder.glob("shard-*.safetensors")):
                     self._add_shard(path)
         return self._index
+
+    def _remove_stale_temporaries(self) -> None:
+        """Delete temporary shard files a killed writer left (older than
+        ``STALE_TEMPORARY_SECONDS``: a live writer, e.g. another run on a shared folder, renames
+        its file within seconds)."""
+        now = time.time()
+        for path in self.folder.glob(".tmp-*.safetensors"):
+            try:
+                if now - path.stat().st_mtime > STALE_TEMPORARY_SECONDS:
+                    path.unlink()
+            except OSError:
+                pass
 
     def _add_shard(self, path: Path) -> None:
         from safetensors import safe_open

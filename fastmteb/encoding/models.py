@@ -99,8 +99,29 @@ def _digest(payload: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
+_DIGEST_CHUNK = 1 << 20  # elements per position-weighted partial sum (8 MiB of float64 weights)
+
+
+def _position_weighted_sum(flat: Any) -> float:
+    """``sum_i (i + 1) * flat[i]`` in chunks (numpy array or torch tensor, float64, 1-D)."""
+    total = 0.0
+    for start in range(0, flat.shape[0], _DIGEST_CHUNK):
+        part = flat[start : start + _DIGEST_CHUNK]
+        if isinstance(part, np.ndarray):
+            weights = np.arange(start + 1, start + 1 + part.shape[0], dtype=np.float64)
+            total += float((part * weights).sum())
+        else:
+            weights = torch.arange(
+                start + 1, start + 1 + part.shape[0], dtype=torch.float64, device=part.device
+            )
+            total += (part * weights).sum().item()
+    return total
+
+
 def weights_digest(module: torch.nn.Module) -> str:
-    """Cheap, stable digest of a module's weights: per-parameter float64 sum and sum of squares.
+    """Cheap, stable digest of a module's weights: per-tensor float64 sum, sum of squares and
+    position-weighted sum ``sum_i (i+1) w_i`` (which also sees a permutation of a tensor's values,
+    e.g. a shuffled-weights ablation, that keeps the first two).
 
     Any training step changes it, so a cache keyed on it never serves stale vectors. CPU sums go
     through numpy (pairwise, one thread): torch's CPU sum splits the work by thread count, so its
@@ -113,11 +134,13 @@ def weights_digest(module: torch.nn.Module) -> str:
                 continue
             t = tensor.detach().double()
             if t.device.type == "cpu":
-                values = t.numpy()
+                values = t.numpy().reshape(-1)
                 total, squares = float(values.sum()), float((values * values).sum())
             else:
+                values = t.reshape(-1)
                 total, squares = t.sum().item(), (t * t).sum().item()
-            parts.append(f"{name}:{tuple(t.shape)}:{total:.17g}:{squares:.17g}")
+            weighted = _position_weighted_sum(values)
+            parts.append(f"{name}:{tuple(t.shape)}:{total:.17g}:{squares:.17g}:{weighted:.17g}")
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
@@ -463,23 +486,37 @@ def _mteb_task_metadata(ctx: EncodeContext) -> Any:
 
 
 class ProtocolEncoder:
-    """Wraps an object following mteb 2.x's ``EncoderProtocol``; fed exactly as mteb feeds it."""
+    """Wraps an object following mteb 2.x's ``EncoderProtocol``; fed exactly as mteb feeds it.
 
-    def __init__(self, model: Any, *, batch_size: int = 32) -> None:
+    ``fingerprint``: a string that changes whenever the model's embeddings may change (e.g. a
+    checkpoint hash or a training step); the disk cache is used only with one, since fastmteb
+    cannot see an opaque model's weights. It may also come from a ``fastmteb_fingerprint``
+    attribute of ``model`` (read at each use). Without either, ``fingerprint`` is None and a
+    ``cache_dir`` is ignored with a ``CacheDisabledWarning``.
+    """
+
+    def __init__(
+        self, model: Any, *, batch_size: int = 32, fingerprint: str | None = None
+    ) -> None:
         self.model = model
         self.batch_size = batch_size
         meta = getattr(model, "mteb_model_meta", None)
         self.name = getattr(meta, "name", None) or type(model).__qualname__
         self.revision = getattr(meta, "revision", None) or NO_REVISION
-        self.fingerprint = _digest(
-            {
-                "kind": "mteb-protocol",
-                "class": _qualname(model),
-                "name": self.name,
-                "revision": self.revision,
-            }
-        )
+        self._user_fingerprint = fingerprint
         self.last_stats = EncodeStats()
+
+    @property
+    def fingerprint(self) -> str | None:
+        """None unless the user gave one (see the class); else a digest of it, the class, name
+        and revision."""
+        return _user_keyed_fingerprint(
+            "mteb-protocol", self.model, self.name, self.revision, self._user_fingerprint
+        )
+
+    @fingerprint.setter
+    def fingerprint(self, value: str | None) -> None:
+        self._user_fingerprint = value
 
     def group_key(self, ctx: EncodeContext) -> Hashable:
         return ("mteb-protocol", ctx.task_name, ctx.hf_subset, ctx.hf_split, ctx.prompt_type)
@@ -511,7 +548,15 @@ class ProtocolEncoder:
 
 
 class CallableEncoder:
-    """Wraps ``fn(list[str]) -> array [n, dim]``; the key is the text alone."""
+    """Wraps ``fn(list[str]) -> array [n, dim]``; the key is the text alone.
+
+    ``fingerprint``: a string that changes whenever ``fn``'s embeddings may change (e.g. a
+    checkpoint hash); the disk cache is used only with one, since fastmteb cannot see the weights
+    behind a function (two functions of the same name, or one whose model was retrained, would
+    share vectors). It may also come from a ``fastmteb_fingerprint`` attribute of ``fn`` (read at
+    each use). Without either, ``fingerprint`` is None and a ``cache_dir`` is ignored with a
+    ``CacheDisabledWarning``.
+    """
 
     def __init__(
         self,
@@ -519,19 +564,25 @@ class CallableEncoder:
         *,
         name: str | None = None,
         revision: str | None = None,
+        fingerprint: str | None = None,
     ) -> None:
         self.fn = fn
         self.name = name or getattr(fn, "__name__", None) or type(fn).__qualname__
         self.revision = revision or NO_REVISION
-        self.fingerprint = _digest(
-            {
-                "kind": "callable",
-                "callable": _qualname(fn),
-                "name": self.name,
-                "revision": self.revision,
-            }
-        )
+        self._user_fingerprint = fingerprint
         self.last_stats = EncodeStats()
+
+    @property
+    def fingerprint(self) -> str | None:
+        """None unless the user gave one (see the class); else a digest of it, the function's
+        qualified name, name and revision."""
+        return _user_keyed_fingerprint(
+            "callable", self.fn, self.name, self.revision, self._user_fingerprint
+        )
+
+    @fingerprint.setter
+    def fingerprint(self, value: str | None) -> None:
+        self._user_fingerprint = value
 
     def group_key(self, ctx: EncodeContext) -> Hashable:
         return None
@@ -540,6 +591,28 @@ class CallableEncoder:
         self, texts: Sequence[str], ctx: EncodeContext, *, progress: bool = False
     ) -> np.ndarray:
         return _as_float32_matrix(self.fn(list(texts)), len(texts), self.name)
+
+
+FINGERPRINT_ATTRIBUTE = "fastmteb_fingerprint"
+
+
+def _user_keyed_fingerprint(
+    kind: str, obj: Any, name: str, revision: str, given: str | None
+) -> str | None:
+    """Fingerprint of an encoder whose weights fastmteb cannot see: None without a user-given
+    string (argument, else ``obj.fastmteb_fingerprint``), else a digest of it with the identity."""
+    user = given if given is not None else getattr(obj, FINGERPRINT_ATTRIBUTE, None)
+    if callable(user):
+        user = user()
+    if user is None:
+        return None
+    if not isinstance(user, str) or not user:
+        raise TypeError(
+            f"the fingerprint of model {name!r} must be a non-empty str, got {user!r}"
+        )
+    return _digest(
+        {"kind": kind, "class": _qualname(obj), "name": name, "revision": revision, "user": user}
+    )
 
 
 def _qualname(obj: Any) -> str:

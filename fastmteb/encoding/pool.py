@@ -7,11 +7,17 @@ The entry key is ``(encoder.group_key(ctx), text)``: for a torch model the resol
 sentence shared by STS12 and SICK-R is embedded once but a query and a document prompt never mix.
 Token ids are computed once per entry and kept across ``reset_embeddings()``, which is what makes
 re-encoding after a weight update cheap.
+
+With a ``cache_dir`` each prompt group is encoded in pieces of about ``cache_shard_rows`` rows
+(whole token-budget batches for a tokenizing encoder, so every vector is bitwise what one call
+would give) and each piece goes to the disk cache as one shard as soon as it is encoded: a rerun
+after Ctrl-C or a crash reads the finished pieces back and encodes only the rest.
 """
 
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Hashable, Sequence
 
@@ -21,7 +27,7 @@ from fastmteb.distributed import Distributed, shard_bounds
 from fastmteb.distributed import current as current_distributed
 from fastmteb.encoding.base import EncodeContext, Encoder
 from fastmteb.encoding.batching import EncodeStats
-from fastmteb.encoding.cache import EmbeddingCache, entry_digest
+from fastmteb.encoding.cache import CacheDisabledWarning, EmbeddingCache, entry_digest, shard_rows
 from fastmteb.encoding.store import EmbeddingStore, parse_memory_size
 from fastmteb.encoding.store import spill_dtype as _checked_spill_dtype
 
@@ -38,8 +44,15 @@ class TextPool:
         max_embedding_memory: int | str | None = None,
         spill_dir: str | Path | None = None,
         spill_dtype: str = "float32",
+        cache_shard_rows: int | None = None,
     ) -> None:
-        """``max_embedding_memory`` (bytes, or "2GB"/"512MiB"; None = no limit): past it the
+        """``cache_dir``: verified on-disk embedding cache (``fastmteb.encoding.cache``), used only
+        for an encoder whose ``fingerprint`` is not None (a callable or mteb-protocol model needs
+        a user-given one, see ``CallableEncoder``); otherwise it is ignored with a
+        ``CacheDisabledWarning``. ``cache_shard_rows``: rows per cache shard (None: ``shard_rows``
+        of the embedding size, about 32 MiB of vectors; times the world size under torchrun).
+
+        ``max_embedding_memory`` (bytes, or "2GB"/"512MiB"; None = no limit): past it the
         vectors live in a spill file (``fastmteb.encoding.store``) in ``spill_dir`` (default
         ``<cache_dir>/.fastmteb-spill``, else the temp folder) as ``spill_dtype`` ("float32", or
         "float16": half the disk, rounded vectors), and ``embeddings()`` returns a lazy
@@ -63,6 +76,10 @@ class TextPool:
         self._done = np.zeros(0, dtype=bool)
         self._encoded_last = np.zeros(0, dtype=bool)  # entries the last embeddings() call encoded
         self._cache: EmbeddingCache | None = None
+        self._cache_disabled_warned = False
+        if cache_shard_rows is not None and cache_shard_rows < 1:
+            raise ValueError(f"cache_shard_rows must be >= 1, got {cache_shard_rows}")
+        self.cache_shard_rows = cache_shard_rows
         self._requested = 0
         self._cache_hits = 0
         self._encoded = 0
@@ -114,6 +131,20 @@ class TextPool:
         if self.cache_dir is None:
             return None
         fingerprint = self.encoder.fingerprint
+        if fingerprint is None:
+            if not self._cache_disabled_warned:
+                self._cache_disabled_warned = True
+                warnings.warn(
+                    f"fastmteb cache: not caching embeddings of model {self.encoder.name!r} in "
+                    f"{str(self.cache_dir)!r}: fastmteb cannot see the weights of a plain callable "
+                    "or an mteb-protocol model, so different models would share vectors. Give it "
+                    "a fingerprint that changes with its weights: CallableEncoder(fn, "
+                    "fingerprint=...) / ProtocolEncoder(model, fingerprint=...) from "
+                    "fastmteb.encoding, or a 'fastmteb_fingerprint' attribute on the model",
+                    CacheDisabledWarning,
+                    stacklevel=3,
+                )
+            return None
         if self._cache is None or self._cache.fingerprint != fingerprint:
             self._cache = EmbeddingCache(self.cache_dir, fingerprint)
         return self._cache
@@ -178,7 +209,8 @@ class TextPool:
             else np.zeros(0, np.int64)
         )
         for group in np.unique(groups):
-            for entries in self._chunks(int(group), missing[groups == group], dist):
+            pieces = self._chunks(int(group), missing[groups == group], dist, cache is not None)
+            for entries in self._pieces_progress(int(group), pieces):
                 rows = self._encode_group(int(group), entries)
                 self._store_rows(entries, rows)
                 self._encoded += len(entries)
@@ -196,6 +228,16 @@ class TextPool:
         if self._vectors is None:
             return np.zeros((len(self._texts), 0), dtype=np.float32)
         return self._vectors[: len(self._texts)]
+
+    def _pieces_progress(self, group: int, pieces: list[np.ndarray]) -> Any:
+        """``pieces``, under a progress bar of pieces when there are several (each piece's encode
+        shows its own token bar)."""
+        if not self.progress or len(pieces) < 2:
+            return pieces
+        from tqdm.auto import tqdm
+
+        name = self._groups[group][1].task_name
+        return tqdm(pieces, desc=f"Encoding {name} in pieces", unit="piece", leave=False)
 
     def encode_costs(self) -> np.ndarray:
         """int64 per entry: what encoding it in the last ``embeddings()`` call cost, as its token
@@ -228,24 +270,47 @@ class TextPool:
             for entry, ids in zip(untokenized, tokenized, strict=True):
                 self._token_ids[entry] = ids
 
-    def _chunks(self, group: int, entries: np.ndarray, dist: Distributed) -> list[np.ndarray]:
-        """``entries`` in pieces whose vectors fit a quarter of ``max_embedding_memory``, so an
-        encode never holds more than that before the rows go to the store. Pieces are runs of
-        whole token-budget batches of the plan ``encode_tokenized`` makes for all ``entries``
-        (it re-plans each piece to the same batches), so every vector is computed in the same
-        batch, and is bitwise the same, as without a limit."""
+    def _embedding_dim(self) -> int:
+        known = self._vectors.shape[1] if self._vectors is not None else 0
+        return getattr(self.encoder, "embedding_dim", None) or known or 1024
+
+    def _shard_piece_rows(self, dist: Distributed) -> int:
+        """Rows of one cache shard (``cache_shard_rows`` or ``shard_rows`` of the embedding size),
+        times the world size under torchrun: each rank's share is then about one shard."""
+        rows = self.cache_shard_rows or shard_rows(self._embedding_dim())
+        return rows * max(1, dist.world_size)
+
+    def _piece_rows(self, dist: Distributed, caching: bool) -> int | None:
+        """Most rows one encode call may cover: a quarter of ``max_embedding_memory`` (one process)
+        and, with a disk cache, one shard (so each finished shard is on disk before the next
+        starts; rank 0 writes it under torchrun). None: no limit."""
+        limits = []
+        if self.max_embedding_bytes is not None and not dist.is_distributed:
+            limits.append(max(1, self.max_embedding_bytes // 4 // (4 * self._embedding_dim())))
+        if caching:
+            limits.append(self._shard_piece_rows(dist))
+        return min(limits) if limits else None
+
+    def _chunks(
+        self, group: int, entries: np.ndarray, dist: Distributed, caching: bool = False
+    ) -> list[np.ndarray]:
+        """``entries`` in pieces of at most ``_piece_rows`` rows, so an encode never holds more
+        than a quarter of ``max_embedding_memory`` before the rows go to the store, and, with a
+        disk cache, each piece is written as a shard as soon as it is encoded. For a tokenizing
+        encoder pieces are runs of whole token-budget batches of the plan ``encode_tokenized``
+        makes for all ``entries`` (it re-plans each piece to the same batches, and a rerun after
+        an interruption re-plans the missing pieces to the same batches), so every vector is
+        computed in the same batch, and is bitwise the same, as in one call. An encoder that
+        batches itself (callable, mteb protocol) gets contiguous runs of entries."""
+        rows_per_piece = self._piece_rows(dist, caching)
+        if rows_per_piece is None or len(entries) <= rows_per_piece:
+            return [entries]
         plan = getattr(self.encoder, "plan", None)
-        if (
-            self.max_embedding_bytes is None
-            or dist.is_distributed
-            or not callable(plan)
-            or not callable(getattr(self.encoder, "tokenize", None))
-        ):
-            return [entries]
-        dim = getattr(self.encoder, "embedding_dim", None) or 1024
-        rows_per_piece = max(1, self.max_embedding_bytes // 4 // (4 * dim))
-        if len(entries) <= rows_per_piece:
-            return [entries]
+        if not callable(plan) or not callable(getattr(self.encoder, "tokenize", None)):
+            if not caching:
+                return [entries]
+            rows = self._shard_piece_rows(dist)
+            return [entries[start : start + rows] for start in range(0, len(entries), rows)]
         self._tokenize(entries, self._groups[group][1])
         lengths = np.fromiter((len(self._token_ids[e]) for e in entries), np.int64, len(entries))
         pieces, current, size = [], [], 0

@@ -30,7 +30,9 @@ TEXTS = [f"sentence number {i} " + "x" * (i % 7) for i in range(60)]
 
 
 def _embed(cache_dir, model):
-    pool = TextPool(CallableEncoder(model, name="tiny"), cache_dir=cache_dir, progress=False)
+    # a callable is cached only under a fingerprint its user gives
+    encoder = CallableEncoder(model, name="tiny", fingerprint="tiny-v1")
+    pool = TextPool(encoder, cache_dir=cache_dir, progress=False)
     idx = pool.add(TEXTS, CTX)
     return pool.embeddings()[idx], pool
 

@@ -153,7 +153,10 @@ def _is_pickle(data: bytes) -> bool:
 def test_results_and_cache_hold_no_pickle(tmp_path):
     out, cache = tmp_path / "out", tmp_path / "cache"
     metas = [m for m in fastmteb.get_benchmark("fastmteb-mini") if m.name == "SummEvalSummarization.v2"]
-    fastmteb.evaluate(tiny, metas, output_folder=out, cache_dir=cache, progress=False)
+    from fastmteb.encoding import CallableEncoder
+
+    encoder = CallableEncoder(tiny, fingerprint="tiny-v1")  # cached: the user keyed its weights
+    fastmteb.evaluate(encoder, metas, output_folder=out, cache_dir=cache, progress=False)
     files = [p for p in [*out.rglob("*"), *cache.rglob("*")] if p.is_file()]
     kinds = {p.suffix for p in files}
     assert kinds <= {".json", ".jsonl", ".safetensors"}, kinds
@@ -266,12 +269,21 @@ def test_task_names_cannot_write_outside_the_output_folder(tmp_path, monkeypatch
 
 
 def test_cache_folder_cannot_be_left_through_the_fingerprint(tmp_path):
-    from fastmteb.encoding import CallableEncoder, EncodeContext, TextPool
+    from fastmteb.encoding import EncodeContext, TextPool
 
-    encoder = CallableEncoder(tiny, name="tiny")
-    encoder.fingerprint = "../../escape"
+    class Escaping:
+        """A user's own Encoder: its fingerprint is used as the cache folder name as it is."""
+
+        name, revision, fingerprint = "tiny", "r1", "../../escape"
+
+        def group_key(self, ctx):
+            return None
+
+        def encode(self, texts, ctx, *, progress=False):
+            return tiny(texts)
+
     cache = tmp_path / "a" / "b" / "cache"
-    pool = TextPool(encoder, cache_dir=cache, progress=False)
+    pool = TextPool(Escaping(), cache_dir=cache, progress=False)
     pool.add(["one", "two"], EncodeContext("SICK-R", "STS", None, "test", "default", None))
     try:
         pool.embeddings()
