@@ -240,7 +240,19 @@ class TorchEncoder:
     @property
     def fingerprint(self) -> str:
         """Hash of name, revision, dtype, pooling, max length and the *current* weights."""
-        return _digest({**self._identity, "weights": weights_digest(self.module)})
+        return self.fingerprints()[1]
+
+    @property
+    def model_fingerprint(self) -> str:
+        """``fingerprint`` without the compute dtype: the model itself (weights, pooling, max
+        length, normalisation), whatever the run settings. Names results without a revision."""
+        return self.fingerprints()[0]
+
+    def fingerprints(self) -> tuple[str, str]:
+        """(``model_fingerprint``, ``fingerprint``) from one pass over the weights."""
+        weights = weights_digest(self.module)
+        model = {k: v for k, v in self._identity.items() if k != "dtype"}
+        return _digest({**model, "weights": weights}), _digest({**self._identity, "weights": weights})
 
     @property
     def embedding_dim(self) -> int | None:
