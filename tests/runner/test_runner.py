@@ -52,6 +52,7 @@ def test_writes_mteb_layout_schema_and_order(tmp_path, fake_stack):
         "kg_co2_emissions",
         "date",
         "evaluation_phases",
+        "fastmteb",  # provenance: mteb's TaskResult ignores the extra key
     ]
     assert data["dataset_revision"] == "rev-taskc" and data["task_name"] == "TaskC"
     assert data["mteb_version"] == "2.26.24" and data["kg_co2_emissions"] is None

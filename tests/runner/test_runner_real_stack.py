@@ -80,7 +80,10 @@ def test_callable_model_on_local_sts_matches_scipy_and_loads_in_mteb(tmp_path, t
     expected = spearmanr([r["score"] for r in rows], cosine).statistic
     assert result.scores["test"][0]["main_score"] == pytest.approx(round(expected, 6), abs=1e-9)
 
-    path = tmp_path / "results" / "bag_of_words" / "no_revision_available" / "STSBenchmark.json"
+    # no revision: the folder is named by the model fingerprint (see fastmteb.provenance)
+    assert run.output_dir.parent == tmp_path / "results" / "bag_of_words"
+    assert run.output_dir.name.startswith("fp-")
+    path = run.output_dir / "STSBenchmark.json"
     mteb_result = pytest.importorskip("mteb.results.task_result").TaskResult.from_disk(path)
     assert mteb_result.get_score() == result.get_score()
 
