@@ -185,3 +185,28 @@ def test_package_api_is_light_and_complete():
     assert fastmteb.get_task("SICK-R").type == "STS"
     with pytest.raises(ValueError, match="STS12"):
         fastmteb.get_task("STS-12")
+
+
+def test_run_says_which_task_is_evaluated_again_and_why(tmp_path, fake_stack, capsys, monkeypatch):
+    """A stored result of another dtype is not read back: the console names the task and the
+    dtype change (stderr carries the same as a log line)."""
+    import fastmteb.runner as runner
+
+    fake_load = runner._load_encoder
+
+    def load_encoder(model, **kwargs):
+        encoder = fake_load(model, **kwargs)
+        encoder.compute_dtype = {"auto": "float32"}.get(kwargs["dtype"], kwargs["dtype"])
+        encoder.fingerprint = f"fake-{encoder.compute_dtype}"
+        encoder.model_fingerprint = "fake-model"
+        return encoder
+
+    monkeypatch.setattr(runner, "_load_encoder", load_encoder)
+    args = ["run", "-m", "fake", "-t", "TaskA", "--output-folder", str(tmp_path)]
+    assert run_cli(capsys, *args, "-q")[0] == 0
+    code, out, err = run_cli(capsys, *args, "--dtype", "bfloat16")
+    assert code == 0 and "0 read from earlier runs" in out
+    assert "TaskA: evaluated again, dtype 'float32' -> 'bfloat16'" in out
+    assert "TaskA" in err and "'bfloat16'" in err
+    code, out, _ = run_cli(capsys, *args, "--dtype", "bfloat16", "--batch-tokens", "512")
+    assert code == 0 and "1 read from earlier runs" in out and "evaluated again" not in out
