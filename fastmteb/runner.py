@@ -986,7 +986,7 @@ def _plan(
 
 
 def _move_from_old_place(out_dir: Path, meta: TaskMetadata, path: Path) -> None:
-    """A fastmteb-only task's file written beside the mteb ones (fastmteb before 0.1.1) moves to
+    """A fastmteb-only task's file written beside the mteb ones (by an earlier fastmteb) moves to
     ``fastmteb-only/``: there it is resumed from, and mteb's readers no longer trip on it."""
     old = task_result_path(out_dir, meta.name)
     if old == path or not old.is_file() or path.exists():
