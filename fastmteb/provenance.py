@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextvars
 import hashlib
+import json
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -99,7 +100,7 @@ def encoder_settings(
     prompts = getattr(encoder, "prompts", None)
     encoder_device = getattr(encoder, "device", None)
     spill = spill or {}
-    return {
+    settings = {
         "dtype": dtype,
         "spill_dtype": spill.get("spill_dtype", "float32"),
         "prompts": dict(prompts) if isinstance(prompts, Mapping) and prompts else None,
@@ -107,6 +108,8 @@ def encoder_settings(
         "batch_tokens": getattr(encoder, "batch_tokens", batch_tokens),
         "max_embedding_memory": spill.get("max_embedding_memory"),
     }
+    # as it will read back from the file (string keys, lists), so that comparing is exact
+    return json.loads(json.dumps(settings, default=str))
 
 
 def version() -> str:

@@ -121,6 +121,25 @@ def test_float16_spill_blocks_resume(tmp_path, fake_stack, monkeypatch):
     assert again.skipped == [] and "spill_dtype 'float32' -> 'float16'" in again.reevaluated["TaskA"]
 
 
+def test_other_prompts_block_resume_and_the_same_prompts_resume(tmp_path, fake_stack, monkeypatch):
+    use_encoder(monkeypatch, fake_stack, fingerprint="x" * 64)
+    fake_load = runner._load_encoder
+
+    def with_prompts(prompts):
+        def load_encoder(model, **kwargs):
+            encoder = fake_load(model, **kwargs)
+            encoder.prompts = prompts
+            return encoder
+        monkeypatch.setattr(runner, "_load_encoder", load_encoder)
+
+    with_prompts({"query": "query: "})
+    fake_stack.run(tmp_path, ["TaskA"])
+    assert fake_stack.run(tmp_path, ["TaskA"]).skipped == ["TaskA"]  # read back from JSON: equal
+    with_prompts({"query": "search_query: "})
+    again = fake_stack.run(tmp_path, ["TaskA"])
+    assert again.skipped == [] and "prompts" in again.reevaluated["TaskA"]
+
+
 def test_hub_source_provenance(tmp_path, fake_stack):
     run = fake_stack.run(tmp_path, ["TaskA"], batch_tokens=2048)
     record = stored(run.output_dir / "TaskA.json")["fastmteb"]
