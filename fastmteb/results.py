@@ -483,7 +483,8 @@ def _model_label(revision_dir: Path) -> tuple[str, str]:
 
 
 def load_results(*folders: str | os.PathLike[str]) -> dict[str, dict[str, TaskResult]]:
-    """Read result folders (an output folder, one model's folder, or one revision folder).
+    """Read result folders (an output folder, one model's folder, or one revision folder),
+    the ``fastmteb-only/`` results of tasks mteb does not have included.
 
     Returns ``{model: {task_name: TaskResult}}``. A model with results under several revisions is
     keyed ``"name@revision"`` for each of them, so that nothing is silently merged.
