@@ -489,6 +489,8 @@ def _existing_result(
         logger.warning(
             "%s: existing result %s is unreadable (%s); evaluating again", meta.name, path, e
         )
+        if reevaluated is not None:
+            reevaluated[meta.name] = "the earlier result file is unreadable"
         return None, todo
     if result.task_name != meta.name or result.dataset_revision != meta.hf_revision:
         logger.warning(
@@ -496,6 +498,11 @@ def _existing_result(
             meta.name,
             path,
         )
+        if reevaluated is not None:
+            reevaluated[meta.name] = (
+                f"the earlier result is for task {result.task_name!r}, dataset revision "
+                f"{result.dataset_revision!r} (now {meta.hf_revision!r})"
+            )
         return None, todo
     result.task_type = meta.type
     problem = reuse_problem(meta, result) if reuse_problem is not None else None
