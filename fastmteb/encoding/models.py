@@ -502,6 +502,9 @@ class CallableEncoder:
                 "callable": _qualname(fn),
                 "name": self.name,
                 "revision": self.revision,
+                # what the callable holds when wrapped: a partial's arguments, a function's code,
+                # defaults and closure, an object's attributes (arrays and modules by content)
+                "state": _callable_state(fn),
             }
         )
         self.last_stats = EncodeStats()
@@ -513,6 +516,78 @@ class CallableEncoder:
         self, texts: Sequence[str], ctx: EncodeContext, *, progress: bool = False
     ) -> np.ndarray:
         return _as_float32_matrix(self.fn(list(texts)), len(texts), self.name)
+
+
+def _state_value(value: Any, depth: int) -> Any:
+    """A JSON-able, process-independent stand-in for ``value`` (never an id or an address)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, torch.nn.Module):
+        return {"module": _qualname(value), "weights": weights_digest(value)}
+    if torch.is_tensor(value):
+        value = value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray):
+        array = np.ascontiguousarray(value)
+        return {"array": [str(array.dtype), list(array.shape)],
+                "sha256": hashlib.sha256(array.view(np.uint8).tobytes() if array.size else b"").hexdigest()}
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return value.item()
+    if depth > 0 and isinstance(value, (list, tuple)) and len(value) <= 64:
+        return [_state_value(v, depth - 1) for v in value]
+    if depth > 0 and isinstance(value, dict) and len(value) <= 64:
+        return {str(k): _state_value(v, depth - 1) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if depth > 0 and (callable(value) or hasattr(value, "__dict__")):
+        return _callable_state(value, depth - 1)
+    return _qualname(value)
+
+
+def _callable_state(fn: Any, depth: int = 2) -> Any:
+    """What distinguishes two callables of the same name: for ``functools.partial`` its function
+    and arguments, for a function its code, defaults and closure, for a bound method or a callable
+    object the attributes of the object (arrays, tensors and modules hashed by content, once, when
+    the model is wrapped). Anything else is named by its type; nothing here may fail the load."""
+    try:
+        return _callable_state_of(fn, depth)
+    except Exception:  # noqa: BLE001 - an exotic object: its type names it
+        return _qualname(fn)
+
+
+def _callable_state_of(fn: Any, depth: int) -> Any:
+    import functools
+
+    if isinstance(fn, functools.partial):
+        return {
+            "partial": _qualname(fn.func),
+            "func": _callable_state(fn.func, depth),
+            "args": [_state_value(a, depth) for a in fn.args],
+            "keywords": {k: _state_value(v, depth) for k, v in sorted(fn.keywords.items())},
+        }
+    if inspect.ismethod(fn):
+        return {"method": fn.__func__.__qualname__, "self": _callable_state(fn.__self__, depth)}
+    if inspect.isfunction(fn):
+        code = fn.__code__
+        return {
+            "code": hashlib.sha256(code.co_code + repr(code.co_consts).encode()).hexdigest()
+            if " at 0x" not in repr(code.co_consts) else hashlib.sha256(code.co_code).hexdigest(),
+            "defaults": [_state_value(v, depth) for v in (fn.__defaults__ or ())],
+            "kwdefaults": {k: _state_value(v, depth) for k, v in sorted((fn.__kwdefaults__ or {}).items())},
+            "closure": [_state_value(c.cell_contents, depth) for c in (fn.__closure__ or ())
+                        if _cell_filled(c)],
+        }
+    attributes = getattr(fn, "__dict__", None)
+    if isinstance(attributes, dict):
+        return {"object": _qualname(fn),
+                "attributes": {k: _state_value(v, depth) for k, v in sorted(attributes.items())
+                               if not k.startswith("__")}}
+    return _qualname(fn)
+
+
+def _cell_filled(cell: Any) -> bool:
+    try:
+        cell.cell_contents
+    except ValueError:
+        return False
+    return True
 
 
 def _qualname(obj: Any) -> str:

@@ -265,3 +265,22 @@ def test_bundled_source_is_recorded_with_hashes():
         "test.jsonl": hashlib.sha256((BUNDLED_DIR / "SICK-R" / "test.jsonl").read_bytes()).hexdigest()
     }
     assert provenance.data_difference(record, meta, None) is None
+
+
+def test_callables_of_one_name_holding_other_state_keep_their_own_results(tmp_path, tiny_sts):
+    """Two toy models named alike whose "weights" differ (here the hashing width of a partial)
+    are told apart by the callable's state, so the second is scored, not read back."""
+    import functools
+
+    from fastmteb.encoding import CallableEncoder
+
+    out = tmp_path / "results"
+    runs = [
+        fastmteb.evaluate(CallableEncoder(functools.partial(bag_of_words, dim=dim), name="toy"),
+                          ["STSBenchmark"], output_folder=out, data_dir=tiny_sts, progress=False)
+        for dim in (8, 64, 8)
+    ]
+    assert [r.skipped for r in runs] == [[], [], ["STSBenchmark"]]
+    assert runs[0].output_dir != runs[1].output_dir and runs[2].output_dir == runs[0].output_dir
+    assert runs[0][0].get_score() != runs[1][0].get_score()
+    assert len(load_results(out)) == 2
