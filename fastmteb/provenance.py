@@ -34,11 +34,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fastmteb.results import NO_REVISION, PROVENANCE_KEY
+
 if TYPE_CHECKING:
     from fastmteb.tasks.base import TaskMetadata
 
-#: Key of the provenance object in a result file.
-PROVENANCE_KEY = "fastmteb"
+__all__ = ["PROVENANCE_KEY", "RESUME_SETTINGS", "record_reads", "note_read", "reuse_problem"]
+
 #: Settings that change scores: a stored result with other values is evaluated again.
 #: ``dtype`` is the compute dtype the encoder used (None for a model fastmteb does not run itself),
 #: ``spill_dtype`` float16 rounds the embeddings, ``prompts`` are the prompts the encoder applies.
@@ -47,7 +49,6 @@ PROVENANCE_KEY = "fastmteb"
 #: as between two runs of mteb with different batch sizes), so a run that ran out of memory can be
 #: resumed with a smaller batch budget or on another device.
 RESUME_SETTINGS = ("dtype", "spill_dtype", "prompts")
-NO_REVISION = "no_revision_available"
 _HEX = re.compile(r"[0-9a-f]{16,}")
 _CHUNK = 1 << 20
 
