@@ -268,6 +268,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
             f"{len(run) - len(run.skipped)} task(s) evaluated, "
             f"{len(run.skipped)} read from earlier runs"
         )
+        for task, reason in run.reevaluated.items():
+            # the earlier file was another model's, dtype's or data's (also logged on stderr)
+            console.print(f"  {task}: evaluated again, {reason}", markup=False, highlight=False)
     if run and run.output_dir is not None:
         console.print(f"result files: {run.output_dir}")
     if run.failures:

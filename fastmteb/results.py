@@ -10,7 +10,14 @@ A result file is what ``mteb.TaskResult.to_disk`` writes (mteb 2.26.24, results/
 
 Floats inside ``scores`` are rounded to 6 decimals on disk, NaN is written as ``NaN`` and the
 file is indented by 2, so ``mteb.TaskResult.from_disk`` and mteb's ``ResultCache`` read our
-files unchanged.
+files unchanged. A last key, ``"fastmteb"``, records where the result came from (model
+fingerprint, settings, data source and hashes; see ``fastmteb.provenance``); mteb's pydantic
+``TaskResult`` ignores it.
+
+A task mteb does not have (``TaskMetadata.mteb_task`` False, e.g. SciFactReranking) is written to
+``{revision}/fastmteb-only/{TaskName}.json``: mteb's ``ResultCache`` globs ``*/*/*.json`` and
+its ``load_results`` ``{revision}/*.json``, so neither sees it (mteb would raise ``KeyError`` on
+the unknown task name when validating); fastmteb's ``load_results`` reads both places.
 Files are written atomically (temporary file in the same folder, fsync, ``os.replace``): a crash
 leaves either the previous file or none, never a partial one.
 """
@@ -40,6 +47,9 @@ MTEB_COMPAT_VERSION = "2.26.24"
 SCORE_DECIMALS = 6
 MODEL_META_FILE = "model_meta.json"
 NO_REVISION = "no_revision_available"
+#: Sub-folder of a revision folder holding the results of tasks mteb does not know.
+FASTMTEB_ONLY_DIR = "fastmteb-only"
+PROVENANCE_KEY = "fastmteb"
 _TMP_SUFFIX = ".tmp"  # never ".json": half-written files must not look like results to any reader
 
 
@@ -105,10 +115,18 @@ def model_result_dir(
     )
 
 
-def task_result_path(folder: str | os.PathLike[str], task_name: str) -> Path:
-    """``{folder}/{task_name}.json``; a task name that would leave ``folder`` raises
-    ``ResultPathError``."""
-    return Path(folder) / f"{safe_path_component(task_name, 'task name')}.json"
+def task_result_path(
+    folder: str | os.PathLike[str], task_name: str, *, mteb_task: bool = True
+) -> Path:
+    """``{folder}/{task_name}.json`` (``{folder}/fastmteb-only/{task_name}.json`` for a task mteb
+    does not have); a task name that would leave ``folder`` raises ``ResultPathError``."""
+    name = f"{safe_path_component(task_name, 'task name')}.json"
+    return Path(folder) / name if mteb_task else Path(folder) / FASTMTEB_ONLY_DIR / name
+
+
+def result_path_for(folder: str | os.PathLike[str], meta: TaskMetadata) -> Path:
+    """Where the result of ``meta`` goes in a revision folder (see ``task_result_path``)."""
+    return task_result_path(folder, meta.name, mteb_task=getattr(meta, "mteb_task", True))
 
 
 def write_json_atomic(path: str | os.PathLike[str], obj: Any, *, indent: int = 2) -> None:
@@ -238,7 +256,8 @@ class TaskResult:
     ``scores[split]`` is a list with one dict per hf_subset: the task type's metrics, then
     ``main_score``, ``hf_subset``, ``languages`` and ``mteb_version``. ``date`` is a POSIX
     timestamp. ``task_type`` is not written to disk (mteb does not store it); ``from_disk`` looks
-    it up in the registry.
+    it up in the registry. ``provenance`` is written as the ``"fastmteb"`` key (None: not written,
+    e.g. a file mteb wrote).
     """
 
     dataset_revision: str
@@ -250,6 +269,7 @@ class TaskResult:
     date: float | None = None
     evaluation_phases: list[dict[str, Any]] | None = None
     task_type: str | None = field(default=None, compare=False)
+    provenance: dict[str, Any] | None = field(default=None, compare=False)
 
     def to_dict(self, *, rounded: bool = False) -> dict[str, Any]:
         """The JSON object of the file; ``rounded=True`` rounds ``scores`` as ``to_disk`` does."""
@@ -263,6 +283,8 @@ class TaskResult:
             "date": to_builtin(self.date),
             "evaluation_phases": to_builtin(self.evaluation_phases),
         }
+        if self.provenance is not None:
+            obj[PROVENANCE_KEY] = to_builtin(copy.deepcopy(self.provenance))
         if rounded:
             round_scores(obj["scores"])
         return obj
@@ -308,6 +330,9 @@ class TaskResult:
             kg_co2_emissions=data.get("kg_co2_emissions"),
             date=data.get("date"),
             evaluation_phases=data.get("evaluation_phases"),
+            provenance=(
+                dict(data[PROVENANCE_KEY]) if isinstance(data.get(PROVENANCE_KEY), Mapping) else None
+            ),
         )
 
     @classmethod
@@ -431,7 +456,8 @@ def update_run_settings(
 
 
 def iter_result_files(folder: str | os.PathLike[str]) -> list[Path]:
-    """Every ``*.json`` result file below ``folder`` (not model_meta.json, not temporary files)."""
+    """Every ``*.json`` result file below ``folder`` (not model_meta.json, not temporary files),
+    those in ``fastmteb-only/`` sub-folders included."""
     root = Path(folder)
     if root.is_file():
         return [root]
@@ -444,6 +470,8 @@ def iter_result_files(folder: str | os.PathLike[str]) -> list[Path]:
 
 def _model_label(revision_dir: Path) -> tuple[str, str]:
     """(model name, revision) of a revision folder: from model_meta.json, else the folder names."""
+    if revision_dir.name == FASTMTEB_ONLY_DIR:
+        revision_dir = revision_dir.parent
     meta_path = revision_dir / MODEL_META_FILE
     if meta_path.is_file():
         try:
@@ -455,7 +483,8 @@ def _model_label(revision_dir: Path) -> tuple[str, str]:
 
 
 def load_results(*folders: str | os.PathLike[str]) -> dict[str, dict[str, TaskResult]]:
-    """Read result folders (an output folder, one model's folder, or one revision folder).
+    """Read result folders (an output folder, one model's folder, or one revision folder),
+    the ``fastmteb-only/`` results of tasks mteb does not have included.
 
     Returns ``{model: {task_name: TaskResult}}``. A model with results under several revisions is
     keyed ``"name@revision"`` for each of them, so that nothing is silently merged.

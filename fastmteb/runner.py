@@ -5,17 +5,25 @@ One run (DESIGN.md "Data flow")::
     resolve tasks ─▶ skip finished ones ─▶ load + prepare each task (raw data dropped once prepared)
       ─▶ one TextPool gets every task's requests ─▶ pool.embeddings() (encode once)
       ─▶ score each task ─▶ write {output}/{org}__{model}/{revision}/{Task}.json atomically
+                            (a task mteb does not have: {revision}/fastmteb-only/{Task}.json)
+
+``{revision}`` is the model's revision, or ``fp-<16 hex of its model fingerprint>`` for a model
+without one (``fastmteb.provenance.revision_folder_name``): models of the same name with other
+weights never share a folder.
 
 The part from "load + prepare" to "score" is ``PreparedRun``: ``evaluate`` runs it once and writes
 the results; a training callback (``fastmteb.callbacks``) keeps one and re-encodes and re-scores it
 after each weight update, so both go through the same code.
 
 A task that fails (bad data, a scorer error) is recorded and the others go on; nothing is written
-for it. Finished tasks are skipped on a rerun unless ``overwrite=True``.
+for it. Finished tasks are skipped on a rerun unless ``overwrite=True``, or unless the stored
+result came from other weights, settings that change scores or other data
+(``fastmteb.provenance.reuse_problem``): such a task is evaluated again and the reason logged.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -27,12 +35,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from fastmteb import provenance
 from fastmteb.inputs import check_run_inputs
 from fastmteb.results import (
+    FASTMTEB_ONLY_DIR,
+    MODEL_META_FILE,
     MTEB_COMPAT_VERSION,
     ResultFileError,
     TaskResult,
     model_result_dir,
+    result_path_for,
     task_result_path,
     to_builtin,
     update_run_settings,
@@ -143,7 +155,8 @@ class RunResults(list):
     """``list[TaskResult]`` in task order (new and resumed), plus what went wrong.
 
     ``failures``: one ``TaskFailure`` per task without a result; ``skipped``: tasks read back
-    from existing files (resume); ``output_dir``: the model's revision folder.
+    from existing files (resume); ``reevaluated``: task -> why its existing file was not reused
+    (other weights, dtype, data...); ``output_dir``: the model's revision folder.
     """
 
     def __init__(
@@ -153,11 +166,13 @@ class RunResults(list):
         failures: Sequence[TaskFailure] = (),
         skipped: Sequence[str] = (),
         output_dir: Path | None = None,
+        reevaluated: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(results)
         self.failures = list(failures)
         self.skipped = list(skipped)
         self.output_dir = output_dir
+        self.reevaluated = dict(reevaluated or {})
 
 
 class TaskFailedError(RuntimeError):
@@ -250,6 +265,7 @@ class _Task:
     earlier: TaskResult | None = (
         None  # a result with some of the (split, subset) pairs already done
     )
+    data: dict[str, Any] | None = None  # provenance "data" record of the files read (or the hub)
 
 
 class _TaskError(Exception):
@@ -303,9 +319,12 @@ def _load_task(
     task_type = _run_phase("load", _get_task_type, meta.type)
     units: list[_Unit] = []
     phases: list[dict[str, Any]] = []
+    files_read: list[Path] = []
     for split, subset in todo:
         t0 = clock.now()
-        raw = _run_phase("load", _load_raw, meta, subset, split, data_dir)
+        with provenance.record_reads() as read:
+            raw = _run_phase("load", _load_raw, meta, subset, split, data_dir)
+        files_read.extend(read)
         if raw_transform is not None:
             raw = _run_phase("load", raw_transform, meta, raw, split, subset)
         t1 = clock.now()
@@ -317,7 +336,8 @@ def _load_task(
         phases.append(clock.phase("Data loading", t0, t1, split, subset))
         phases.append(clock.phase("Preparing", t1, t2, split, subset))
         units.append(_Unit(split, subset, prepared, requests))
-    return _Task(meta, task_type, units, phases, own_seconds=clock.now() - start)
+    data = _run_phase("load", provenance.data_record, meta, data_dir, files_read)
+    return _Task(meta, task_type, units, phases, own_seconds=clock.now() - start, data=data)
 
 
 def _add_to_pool(task: _Task, pool: Any) -> None:
@@ -417,6 +437,10 @@ def _score_task(
         evaluation_phases=phases,
         task_type=task.meta.type,
     )
+    earlier_data = (earlier.provenance or {}).get("data") if earlier is not None else None
+    data = provenance.merge_data_records(earlier_data, task.data)
+    if data is not None:
+        result.provenance = {"data": data}
     # Hand back what the file holds, so that a resumed run returns the values of a fresh one.
     result.scores = result.to_dict(rounded=True)["scores"]
     return result
@@ -445,11 +469,17 @@ def _merge_scores(
 
 
 def _existing_result(
-    path: Path, meta: TaskMetadata, overwrite: bool
+    path: Path,
+    meta: TaskMetadata,
+    overwrite: bool,
+    reuse_problem: Callable[[TaskMetadata, TaskResult], str | None] | None = None,
+    reevaluated: dict[str, str] | None = None,
 ) -> tuple[TaskResult | None, list[tuple[str, str]]]:
     """(result to build on, (split, subset) pairs still to evaluate) for the file at ``path``.
 
-    A file for another dataset revision, or one that cannot be read, is evaluated again in full.
+    A file for another dataset revision, one that cannot be read, or one ``reuse_problem`` objects
+    to (other weights, settings or data: ``fastmteb.provenance.reuse_problem``) is evaluated again
+    in full; the reason is logged and put in ``reevaluated``.
     """
     todo = [(split, subset) for split in meta.eval_splits for subset in meta.hf_subsets]
     if overwrite or not path.exists():
@@ -460,6 +490,8 @@ def _existing_result(
         logger.warning(
             "%s: existing result %s is unreadable (%s); evaluating again", meta.name, path, e
         )
+        if reevaluated is not None:
+            reevaluated[meta.name] = "the earlier result file is unreadable"
         return None, todo
     if result.task_name != meta.name or result.dataset_revision != meta.hf_revision:
         logger.warning(
@@ -467,8 +499,20 @@ def _existing_result(
             meta.name,
             path,
         )
+        if reevaluated is not None:
+            reevaluated[meta.name] = (
+                f"the earlier result is for task {result.task_name!r}, dataset revision "
+                f"{result.dataset_revision!r} (now {meta.hf_revision!r})"
+            )
         return None, todo
     result.task_type = meta.type
+    problem = reuse_problem(meta, result) if reuse_problem is not None else None
+    if problem:
+        logger.warning("%s: evaluating again, the earlier result is not reusable: %s (%s)",
+                       meta.name, problem, path)
+        if reevaluated is not None:
+            reevaluated[meta.name] = problem
+        return None, todo
     missing = [(split, subset) for split, subset in todo if not result.covers([split], [subset])]
     if missing:
         logger.info(
@@ -707,8 +751,15 @@ def evaluate(
     ``model``: None (bundled all-MiniLM-L6-v2), a name or path, a model object, a callable
     ``texts -> array``, or a ready ``Encoder``. Every text of every task goes into one
     ``TextPool`` and is encoded once. Results go to
-    ``{output_folder}/{org}__{model}/{revision}/{Task}.json`` (mteb's layout and schema); a task
-    with a complete file there is read back instead of evaluated, unless ``overwrite``.
+    ``{output_folder}/{org}__{model}/{revision}/{Task}.json`` (mteb's layout and schema; tasks
+    mteb does not have in ``{revision}/fastmteb-only/``; ``{revision}`` is
+    ``fp-<model fingerprint>`` for a model without a revision, and gets a ``-fp-<...>`` suffix
+    when the folder already holds results of other weights under the same name and revision).
+    A task with a complete file there is read back instead of evaluated, unless ``overwrite``, or
+    unless that file was scored by other weights, another dtype / spill_dtype / prompts, or other
+    data (hub revision, or the hashes of the local files): then it is evaluated again, the reason
+    is logged and listed in ``RunResults.reevaluated``. ``device``, ``batch_tokens`` and
+    ``max_embedding_memory`` are recorded but do not block resume.
 
     ``cache_dir``: verified on-disk embedding cache, written shard by shard while encoding, so a
     rerun (also after Ctrl-C or a crash) encodes only what is not there. A plain callable or an
@@ -770,9 +821,42 @@ def evaluate(
             )
         )
         clock = _Clock()  # phases are timed from here: loading the model is not part of any task
-        out_dir = model_result_dir(output_folder, encoder.name, encoder.revision)
+        model_fp, fingerprint = provenance.encoder_fingerprints(encoder)
+        settings = provenance.encoder_settings(
+            encoder, device=device, batch_tokens=batch_tokens, spill=spill
+        )
+        record = {
+            "version": provenance.version(),
+            "model": {
+                "name": encoder.name,
+                "revision": encoder.revision,
+                "model_fingerprint": model_fp,
+                "fingerprint": fingerprint,
+            },
+            "settings": settings,
+        }
+        out_dir = model_result_dir(
+            output_folder,
+            encoder.name,
+            provenance.revision_folder_name(encoder.revision, model_fp),
+        )
+        if dist.is_main:
+            out_dir = _folder_of_model(out_dir, model_fp)
+        if dist.is_distributed:
+            out_dir = dist.broadcast_object(out_dir)
+
+        def reuse_problem(meta: TaskMetadata, result: TaskResult) -> str | None:
+            return provenance.reuse_problem(
+                result.provenance,
+                model_fingerprint=model_fp,
+                fingerprint=fingerprint,
+                settings=settings,
+                meta=meta,
+                data_dir=data_dir,
+            )
+
         outcome = _Outcome()
-        pending = _plan(metas, out_dir, overwrite, outcome, dist)
+        pending = _plan(metas, out_dir, overwrite, outcome, dist, reuse_problem)
         if pending:
             run = PreparedRun.load(
                 encoder,
@@ -789,16 +873,19 @@ def evaluate(
                 try:
                     run.embed()
                     run.release_pool()
-                    settings = {
+                    run_settings = {
                         "device": device,
                         "dtype": dtype,
                         "batch_tokens": batch_tokens,
-                        "encoder_fingerprint": getattr(encoder, "fingerprint", None),
+                        "encoder_fingerprint": fingerprint,
+                        "model_fingerprint": model_fp,
                     }
                     if spill:
-                        settings["max_embedding_memory"] = spill["max_embedding_memory"]
-                        settings["spill_dtype"] = spill["spill_dtype"]
-                    _write_results(run, encoder, out_dir, settings, progress, outcome, dist)
+                        run_settings["max_embedding_memory"] = spill["max_embedding_memory"]
+                        run_settings["spill_dtype"] = spill["spill_dtype"]
+                    _write_results(
+                        run, encoder, out_dir, run_settings, progress, outcome, dist, record
+                    )
                 finally:
                     if _is_spilled(run.embeddings):
                         run.embeddings.close()  # deletes the spill file now, not when GC finds it
@@ -810,6 +897,7 @@ def evaluate(
             failures=sorted(outcome.failures, key=lambda f: order[f.task_name]),
             skipped=outcome.skipped,
             output_dir=out_dir,
+            reevaluated=outcome.reevaluated,
         )
         if dist.is_distributed:  # every rank returns what rank 0 wrote
             run_results = _from_main_rank(dist, run_results)
@@ -849,6 +937,40 @@ class _Outcome:
     results: dict[str, TaskResult] = field(default_factory=dict)
     failures: list[TaskFailure] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    reevaluated: dict[str, str] = field(default_factory=dict)
+
+
+def _recorded_model_fingerprint(path: Path) -> str | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return data[provenance.PROVENANCE_KEY]["model"]["model_fingerprint"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _folder_of_model(out_dir: Path, model_fp: str) -> Path:
+    """``out_dir``, unless it holds results recorded for another model fingerprint (other weights
+    under the same name and revision, e.g. a fine-tuned model whose card names its base model's
+    revision): then the sibling ``{revision}-fp-<16 hex>``, so that neither overwrites the other.
+    Files without a record (mteb's own, older fastmteb) belong to nobody."""
+    if not out_dir.is_dir():
+        return out_dir
+    files = [*out_dir.glob("*.json"), *(out_dir / FASTMTEB_ONLY_DIR).glob("*.json")]
+    owners = {
+        fp
+        for path in files
+        if path.name != MODEL_META_FILE and (fp := _recorded_model_fingerprint(path)) is not None
+    }
+    if not owners - {model_fp}:
+        return out_dir
+    moved = out_dir.with_name(f"{out_dir.name}-fp-{provenance.short_fingerprint(model_fp)}")
+    logger.warning(
+        "%s holds results of other weights under the same model name and revision; "
+        "this model's results go to %s",
+        out_dir,
+        moved,
+    )
+    return moved
 
 
 def _plan(
@@ -857,6 +979,7 @@ def _plan(
     overwrite: bool,
     outcome: _Outcome,
     dist: Distributed | None = None,
+    reuse_problem: Callable[[TaskMetadata, TaskResult], str | None] | None = None,
 ) -> list[tuple[TaskMetadata, TaskResult | None, list[tuple[str, str]]]]:
     """Read back finished tasks; the others with their earlier result and missing pairs.
 
@@ -866,7 +989,7 @@ def _plan(
     if dist is not None and dist.is_distributed:
         chosen = None
         if dist.is_main:
-            pending = _plan(metas, out_dir, overwrite, outcome)
+            pending = _plan(metas, out_dir, overwrite, outcome, None, reuse_problem)
             chosen = [(meta.name, todo) for meta, _, todo in pending]
         chosen = dist.broadcast_object(chosen)
         if dist.is_main:
@@ -875,7 +998,9 @@ def _plan(
         return [(by_name[name], None, todo) for name, todo in chosen]
     pending = []
     for meta in metas:
-        earlier, todo = _existing_result(task_result_path(out_dir, meta.name), meta, overwrite)
+        path = result_path_for(out_dir, meta)
+        _move_from_old_place(out_dir, meta, path)
+        earlier, todo = _existing_result(path, meta, overwrite, reuse_problem, outcome.reevaluated)
         if earlier is not None and not todo:
             outcome.results[meta.name] = earlier
             outcome.skipped.append(meta.name)
@@ -884,6 +1009,20 @@ def _plan(
     if outcome.skipped:
         logger.info("resuming: %d finished task(s) read from %s", len(outcome.skipped), out_dir)
     return pending
+
+
+def _move_from_old_place(out_dir: Path, meta: TaskMetadata, path: Path) -> None:
+    """A fastmteb-only task's file written beside the mteb ones (by an earlier fastmteb) moves to
+    ``fastmteb-only/``: there it is resumed from, and mteb's readers no longer trip on it."""
+    old = task_result_path(out_dir, meta.name)
+    if old == path or not old.is_file() or path.exists():
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(old, path)
+        logger.info("%s: moved %s to %s (mteb does not know this task)", meta.name, old, path)
+    except OSError as e:
+        logger.warning("%s: could not move %s to %s: %s", meta.name, old, path, e)
 
 
 def _load_all(
@@ -917,8 +1056,12 @@ def _write_results(
     progress: bool,
     outcome: _Outcome,
     dist: Distributed | None = None,
+    record: Mapping[str, Any] | None = None,
 ) -> None:
     """Score each task and write its file (plus model_meta.json and run_settings.jsonl).
+
+    ``record``: the provenance of the run (version, model, settings), put in every result file
+    with the task's own ``data`` record.
 
     Distributed: the retrieval family is scored on every rank (its search is sharded) and the
     ranks agree on each such task's success; the other tasks are scored on rank 0 only, which
@@ -941,11 +1084,13 @@ def _write_results(
         try:
             if not meta_written:
                 embed_dim = int(run.embeddings.shape[1])
-                write_model_meta(
-                    out_dir, name=encoder.name, revision=encoder.revision, embed_dim=embed_dim
-                )
+                # the folder's revision (fp-... for a model without one), so that mteb's readers
+                # keep models of the same name apart
+                write_model_meta(out_dir, name=encoder.name, revision=out_dir.name, embed_dim=embed_dim)
                 meta_written = True
-            result.to_disk(task_result_path(out_dir, name))
+            if record is not None:
+                result.provenance = {**record, **(result.provenance or {})}
+            result.to_disk(result_path_for(out_dir, meta))
             update_run_settings(out_dir, result, settings)
         except Exception as e:  # noqa: BLE001 - e.g. a full disk: recorded, the others go on
             outcome.failures.append(_failure(name, "write", e))
@@ -1028,10 +1173,14 @@ def _from_main_rank(dist: Distributed, run_results: RunResults) -> RunResults:
     payload = None
     if dist.is_main:
         failures = [replace(f, exception=None) for f in run_results.failures]
-        payload = (list(run_results), failures, list(run_results.skipped))
-    results, failures, skipped = dist.broadcast_object(payload)
+        payload = (list(run_results), failures, list(run_results.skipped), run_results.reevaluated)
+    results, failures, skipped, reevaluated = dist.broadcast_object(payload)
     if dist.is_main:
         return run_results
     return RunResults(
-        results, failures=failures, skipped=skipped, output_dir=run_results.output_dir
+        results,
+        failures=failures,
+        skipped=skipped,
+        output_dir=run_results.output_dir,
+        reevaluated=reevaluated,
     )

@@ -30,6 +30,7 @@ import pyarrow.compute as pc
 from datasets import Dataset, DatasetDict, Features, Sequence, Value
 
 from fastmteb.data.transforms import TaskDataError, apply_transform, column_values
+from fastmteb.provenance import note_read
 from fastmteb.tasks.base import TaskMetadata
 
 __all__ = [
@@ -316,6 +317,7 @@ def _not_utf8(
 
 
 def _read_jsonl(meta: TaskMetadata, path: Path) -> list[dict[str, Any]]:
+    note_read(path)  # the result records a hash of every file read (fastmteb.provenance)
     try:
         return _read_jsonl_rows(meta, path)
     except UnicodeDecodeError as exc:
@@ -455,6 +457,7 @@ def _local_qrels_path(meta: TaskMetadata, sub: Path, split: str) -> Path:
 
 
 def _read_qrels_tsv(meta: TaskMetadata, path: Path) -> Dataset:
+    note_read(path)
     try:
         return _read_qrels_rows(meta, path)
     except UnicodeDecodeError as exc:

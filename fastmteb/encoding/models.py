@@ -285,7 +285,19 @@ class TorchEncoder:
     @property
     def fingerprint(self) -> str:
         """Hash of name, revision, dtype, pooling, max length and the *current* weights."""
-        return _digest({**self._identity, "weights": weights_digest(self.module)})
+        return self.fingerprints()[1]
+
+    @property
+    def model_fingerprint(self) -> str:
+        """``fingerprint`` without the compute dtype: the model itself (weights, pooling, max
+        length, normalisation), whatever the run settings. Names results without a revision."""
+        return self.fingerprints()[0]
+
+    def fingerprints(self) -> tuple[str, str]:
+        """(``model_fingerprint``, ``fingerprint``) from one pass over the weights."""
+        weights = weights_digest(self.module)
+        model = {k: v for k, v in self._identity.items() if k != "dtype"}
+        return _digest({**model, "weights": weights}), _digest({**self._identity, "weights": weights})
 
     @property
     def embedding_dim(self) -> int | None:
@@ -518,6 +530,15 @@ class ProtocolEncoder:
     def fingerprint(self, value: str | None) -> None:
         self._user_fingerprint = value
 
+    @property
+    def model_fingerprint(self) -> str:
+        """Names the model in result folders and decides resume: the user's fingerprint when
+        given, else the class, name and revision (see ``CallableEncoder.model_fingerprint``)."""
+        return self.fingerprint or _digest(
+            {"kind": "mteb-protocol", "class": _qualname(self.model), "name": self.name,
+             "revision": self.revision}
+        )
+
     def group_key(self, ctx: EncodeContext) -> Hashable:
         return ("mteb-protocol", ctx.task_name, ctx.hf_subset, ctx.hf_split, ctx.prompt_type)
 
@@ -570,6 +591,17 @@ class CallableEncoder:
         self.name = name or getattr(fn, "__name__", None) or type(fn).__qualname__
         self.revision = revision or NO_REVISION
         self._user_fingerprint = fingerprint
+        self._state_fingerprint = _digest(
+            {
+                "kind": "callable",
+                "callable": _qualname(fn),
+                "name": self.name,
+                "revision": self.revision,
+                # what the callable holds when wrapped: a partial's arguments, a function's code,
+                # defaults and closure, an object's attributes (arrays and modules by content)
+                "state": _callable_state(fn),
+            }
+        )
         self.last_stats = EncodeStats()
 
     @property
@@ -583,6 +615,15 @@ class CallableEncoder:
     @fingerprint.setter
     def fingerprint(self, value: str | None) -> None:
         self._user_fingerprint = value
+
+    @property
+    def model_fingerprint(self) -> str:
+        """Names the model in result folders and decides resume (``fastmteb.provenance``). Unlike
+        ``fingerprint``, which keys the embedding cache and needs the user's word, it always
+        exists: the user's fingerprint when given, else a digest of what the callable holds, so
+        two different callables of one name never share results (a heuristic fit for telling
+        results apart, not for reusing vectors)."""
+        return self.fingerprint or self._state_fingerprint
 
     def group_key(self, ctx: EncodeContext) -> Hashable:
         return None
@@ -613,6 +654,78 @@ def _user_keyed_fingerprint(
     return _digest(
         {"kind": kind, "class": _qualname(obj), "name": name, "revision": revision, "user": user}
     )
+
+
+def _state_value(value: Any, depth: int) -> Any:
+    """A JSON-able, process-independent stand-in for ``value`` (never an id or an address)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, torch.nn.Module):
+        return {"module": _qualname(value), "weights": weights_digest(value)}
+    if torch.is_tensor(value):
+        value = value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray):
+        array = np.ascontiguousarray(value)
+        return {"array": [str(array.dtype), list(array.shape)],
+                "sha256": hashlib.sha256(array.view(np.uint8).tobytes() if array.size else b"").hexdigest()}
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return value.item()
+    if depth > 0 and isinstance(value, (list, tuple)) and len(value) <= 64:
+        return [_state_value(v, depth - 1) for v in value]
+    if depth > 0 and isinstance(value, dict) and len(value) <= 64:
+        return {str(k): _state_value(v, depth - 1) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if depth > 0 and (callable(value) or hasattr(value, "__dict__")):
+        return _callable_state(value, depth - 1)
+    return _qualname(value)
+
+
+def _callable_state(fn: Any, depth: int = 2) -> Any:
+    """What distinguishes two callables of the same name: for ``functools.partial`` its function
+    and arguments, for a function its code, defaults and closure, for a bound method or a callable
+    object the attributes of the object (arrays, tensors and modules hashed by content, once, when
+    the model is wrapped). Anything else is named by its type; nothing here may fail the load."""
+    try:
+        return _callable_state_of(fn, depth)
+    except Exception:  # noqa: BLE001 - an exotic object: its type names it
+        return _qualname(fn)
+
+
+def _callable_state_of(fn: Any, depth: int) -> Any:
+    import functools
+
+    if isinstance(fn, functools.partial):
+        return {
+            "partial": _qualname(fn.func),
+            "func": _callable_state(fn.func, depth),
+            "args": [_state_value(a, depth) for a in fn.args],
+            "keywords": {k: _state_value(v, depth) for k, v in sorted(fn.keywords.items())},
+        }
+    if inspect.ismethod(fn):
+        return {"method": fn.__func__.__qualname__, "self": _callable_state(fn.__self__, depth)}
+    if inspect.isfunction(fn):
+        code = fn.__code__
+        return {
+            "code": hashlib.sha256(code.co_code + repr(code.co_consts).encode()).hexdigest()
+            if " at 0x" not in repr(code.co_consts) else hashlib.sha256(code.co_code).hexdigest(),
+            "defaults": [_state_value(v, depth) for v in (fn.__defaults__ or ())],
+            "kwdefaults": {k: _state_value(v, depth) for k, v in sorted((fn.__kwdefaults__ or {}).items())},
+            "closure": [_state_value(c.cell_contents, depth) for c in (fn.__closure__ or ())
+                        if _cell_filled(c)],
+        }
+    attributes = getattr(fn, "__dict__", None)
+    if isinstance(attributes, dict):
+        return {"object": _qualname(fn),
+                "attributes": {k: _state_value(v, depth) for k, v in sorted(attributes.items())
+                               if not k.startswith("__")}}
+    return _qualname(fn)
+
+
+def _cell_filled(cell: Any) -> bool:
+    try:
+        cell.cell_contents
+    except ValueError:
+        return False
+    return True
 
 
 def _qualname(obj: Any) -> str:

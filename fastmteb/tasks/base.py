@@ -62,6 +62,9 @@ class TaskMetadata:
     params: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
     reference: str | None = None
+    # False for a fastmteb-only task that mteb's registry does not have (e.g. SciFactReranking):
+    # its result file goes to <revision>/fastmteb-only/, where mteb's result readers do not look.
+    mteb_task: bool = True
 
     def __post_init__(self) -> None:
         if self.type not in TASK_TYPES:

@@ -2243,6 +2243,7 @@ _SCIFACT_RERANKING = _task(
         "plus the 19 best BM25 negatives."
     ),
     reference=None,
+    mteb_task=False,
 )
 
 def _followir(corpus: str, revision: str) -> TaskMetadata:

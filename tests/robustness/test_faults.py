@@ -185,7 +185,8 @@ def test_a_failing_task_does_not_stop_the_others(tmp_path, monkeypatch, capsys):
     assert "scorer blew up on purpose" in captured.err
     assert "Traceback" not in captured.err + captured.out
     assert captured.out.index("SummEvalSummarization.v2") >= 0  # the finished task is in the table
-    data = json.loads((out / "tiny" / "no_revision_available" / "SummEvalSummarization.v2.json").read_text())
+    (path,) = out.glob("tiny/*/SummEvalSummarization.v2.json")  # tiny/fp-<model fingerprint>/
+    data = json.loads(path.read_text())
     assert data["scores"]["test"][0]["main_score"] == data["scores"]["test"][0]["cosine_spearman"]
 
 

@@ -572,3 +572,28 @@ def test_data_file_with_a_broken_line_names_file_line_and_column(tmp_path, capsy
     line = next(line for line in err.splitlines() if "STS12 (load)" in line)
     assert f"{folder / 'test.jsonl'} line 2 is not valid JSON at column 32" in line, err
     assert "fix: make that line one complete JSON object" in line
+
+
+def test_run_says_which_task_is_evaluated_again_and_why(tmp_path, fake_stack, capsys, monkeypatch):
+    """A stored result of another dtype is not read back: the console names the task and the
+    dtype change (stderr carries the same as a log line)."""
+    import fastmteb.runner as runner
+
+    fake_load = runner._load_encoder
+
+    def load_encoder(model, **kwargs):
+        encoder = fake_load(model, **kwargs)
+        encoder.compute_dtype = {"auto": "float32"}.get(kwargs["dtype"], kwargs["dtype"])
+        encoder.fingerprint = f"fake-{encoder.compute_dtype}"
+        encoder.model_fingerprint = "fake-model"
+        return encoder
+
+    monkeypatch.setattr(runner, "_load_encoder", load_encoder)
+    args = ["run", "-m", "fake", "-t", "TaskA", "--output-folder", str(tmp_path)]
+    assert run_cli(capsys, *args, "-q")[0] == 0
+    code, out, err = run_cli(capsys, *args, "--dtype", "bfloat16")
+    assert code == 0 and "0 read from earlier runs" in out
+    assert "TaskA: evaluated again, dtype 'float32' -> 'bfloat16'" in out
+    assert "TaskA" in err and "'bfloat16'" in err
+    code, out, _ = run_cli(capsys, *args, "--dtype", "bfloat16", "--batch-tokens", "512")
+    assert code == 0 and "1 read from earlier runs" in out and "evaluated again" not in out

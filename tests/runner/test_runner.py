@@ -52,6 +52,7 @@ def test_writes_mteb_layout_schema_and_order(tmp_path, fake_stack):
         "kg_co2_emissions",
         "date",
         "evaluation_phases",
+        "fastmteb",  # provenance: mteb's TaskResult ignores the extra key
     ]
     assert data["dataset_revision"] == "rev-taskc" and data["task_name"] == "TaskC"
     assert data["mteb_version"] == "2.26.24" and data["kg_co2_emissions"] is None
@@ -172,6 +173,7 @@ def test_unreadable_or_foreign_revision_file_is_redone(tmp_path, fake_stack):
     )
     run = fake_stack.run(tmp_path, ["TaskA", "TaskB"])
     assert run.skipped == [] and fake_stack.calls.score == {"TaskA": 2, "TaskB": 2}
+    assert "unreadable" in run.reevaluated["TaskA"] and "'older'" in run.reevaluated["TaskB"]
     assert TaskResult.from_disk(result_dir(tmp_path) / "TaskB.json").dataset_revision == "rev-taskb"
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import fastmteb
+from fastmteb.results import load_results
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from toy_models import bag_of_words  # noqa: E402
@@ -80,7 +81,10 @@ def test_callable_model_on_local_sts_matches_scipy_and_loads_in_mteb(tmp_path, t
     expected = spearmanr([r["score"] for r in rows], cosine).statistic
     assert result.scores["test"][0]["main_score"] == pytest.approx(round(expected, 6), abs=1e-9)
 
-    path = tmp_path / "results" / "bag_of_words" / "no_revision_available" / "STSBenchmark.json"
+    # no revision: the folder is named by the model fingerprint (see fastmteb.provenance)
+    assert run.output_dir.parent == tmp_path / "results" / "bag_of_words"
+    assert run.output_dir.name.startswith("fp-")
+    path = run.output_dir / "STSBenchmark.json"
     mteb_result = pytest.importorskip("mteb.results.task_result").TaskResult.from_disk(path)
     assert mteb_result.get_score() == result.get_score()
 
@@ -149,3 +153,134 @@ def test_encoding_time_is_shared_by_encoded_tokens_not_characters(tmp_path, tiny
     for name, share in shares.items():
         assert share == pytest.approx(encoding * costs[name] / total, rel=1e-12)
         assert results[name].evaluation_time >= share
+
+
+# --------------------------------------------------------------------------------------------
+# Provenance and resume with real models and data
+
+
+def _retrained_copy(tiny_bert: Path, folder: Path, seed: int) -> Path:
+    """``folder`` holds tiny_bert's tokenizer and other random weights (another training run)."""
+    import shutil
+
+    import torch
+    from transformers import BertModel
+
+    folder.mkdir(parents=True)
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(tiny_bert / name, folder / name)
+    model = BertModel.from_pretrained(tiny_bert)
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    model.save_pretrained(folder)
+    return folder
+
+
+def test_same_folder_name_other_weights_is_scored_again(tmp_path, tiny_sts, tiny_bert, caplog):
+    """The reported bug: ./mA/final then ./mB/final into one output folder read back mA's score."""
+    import logging
+
+    out = tmp_path / "results"
+    options = dict(output_folder=out, data_dir=tiny_sts, progress=False, device="cpu")
+    model_a = _retrained_copy(tiny_bert, tmp_path / "mA" / "final", seed=1)
+    model_b = _retrained_copy(tiny_bert, tmp_path / "mB" / "final", seed=2)
+    first = fastmteb.evaluate(str(model_a), ["STSBenchmark"], **options)
+    second = fastmteb.evaluate(str(model_b), ["STSBenchmark"], **options)
+    fresh_b = fastmteb.evaluate(str(model_b), ["STSBenchmark"], **{**options, "output_folder": tmp_path / "fresh"})
+
+    assert second.skipped == [] and second[0].get_score() == fresh_b[0].get_score()
+    assert second[0].get_score() != first[0].get_score()
+    assert first.output_dir != second.output_dir and first.output_dir.parent == second.output_dir.parent
+    assert sorted(load_results(out)) == sorted(f"final@{r.output_dir.name}" for r in (first, second))
+
+    # retrained in place: model A's folder now holds other weights
+    _retrained_copy(tiny_bert, tmp_path / "mA2" / "final", seed=3)
+    for path in (tmp_path / "mA2" / "final").iterdir():
+        path.replace(model_a / path.name)
+    third = fastmteb.evaluate(str(model_a), ["STSBenchmark"], **options)
+    assert third.skipped == [] and third.output_dir not in (first.output_dir, second.output_dir)
+
+    # the same weights at another dtype: same folder, evaluated again, the reason said
+    with caplog.at_level(logging.WARNING, logger="fastmteb"):
+        bf16 = fastmteb.evaluate(str(model_b), ["STSBenchmark"], dtype="bfloat16", **options)
+    assert bf16.output_dir == second.output_dir and bf16.skipped == []
+    assert "dtype 'float32' -> 'bfloat16'" in bf16.reevaluated["STSBenchmark"]
+    assert "STSBenchmark" in caplog.text and "'bfloat16'" in caplog.text
+    # and a different batch budget resumes
+    again = fastmteb.evaluate(str(model_b), ["STSBenchmark"], dtype="bfloat16", batch_tokens=512, **options)
+    assert again.skipped == ["STSBenchmark"]
+
+
+def test_data_dir_run_records_the_folder_and_file_hashes(tmp_path, tiny_sts, caplog):
+    import hashlib
+    import logging
+
+    out = tmp_path / "results"
+    run = fastmteb.evaluate(bag_of_words, ["STSBenchmark"], output_folder=out, data_dir=tiny_sts,
+                            progress=False, batch_tokens=4096)
+    record = json.loads((run.output_dir / "STSBenchmark.json").read_text())["fastmteb"]
+    data_file = tiny_sts / "STSBenchmark" / "test.jsonl"
+    sha = hashlib.sha256(data_file.read_bytes()).hexdigest()
+    assert record["data"]["source"] == "local"
+    assert record["data"]["folder"] == (tiny_sts / "STSBenchmark").resolve().as_posix()
+    assert record["data"]["files"] == {"test.jsonl": sha}
+    assert len(record["data"]["sha256"]) == 64
+    assert record["version"] == fastmteb.__version__
+    assert record["settings"]["batch_tokens"] == 4096 and "device" in record["settings"]
+    assert "dtype" in record["settings"]
+
+    # the data changed: evaluated again, the file named
+    data_file.write_text(data_file.read_text().replace("4.6", "1.2"))
+    with caplog.at_level(logging.WARNING, logger="fastmteb"):
+        again = fastmteb.evaluate(bag_of_words, ["STSBenchmark"], output_folder=out, data_dir=tiny_sts,
+                                  progress=False)
+    assert again.skipped == [] and "test.jsonl" in again.reevaluated["STSBenchmark"]
+    assert "test.jsonl" in caplog.text
+    # the same data in another folder is the same data: resumed
+    moved = tmp_path / "elsewhere"
+    tiny_sts.rename(moved)
+    assert fastmteb.evaluate(bag_of_words, ["STSBenchmark"], output_folder=out, data_dir=moved,
+                             progress=False).skipped == ["STSBenchmark"]
+    # a local result is not reused for the hub's data
+    problem = __import__("fastmteb.provenance", fromlist=["x"]).data_difference(
+        record["data"], fastmteb.get_task("STSBenchmark"), None
+    )
+    assert problem and problem.startswith("data source was local")
+
+
+def test_bundled_source_is_recorded_with_hashes():
+    import hashlib
+
+    from fastmteb import provenance
+    from fastmteb.data.loading import BUNDLED_DIR, load_raw
+
+    meta = fastmteb.get_task("SICK-R")
+    with provenance.record_reads() as read:
+        load_raw(meta, "default", "test")
+    record = provenance.data_record(meta, None, read)
+    assert record["source"] == "bundled" and record["folder"] == "fastmteb/data/bundled/SICK-R"
+    assert record["files"] == {
+        "test.jsonl": hashlib.sha256((BUNDLED_DIR / "SICK-R" / "test.jsonl").read_bytes()).hexdigest()
+    }
+    assert provenance.data_difference(record, meta, None) is None
+
+
+def test_callables_of_one_name_holding_other_state_keep_their_own_results(tmp_path, tiny_sts):
+    """Two toy models named alike whose "weights" differ (here the hashing width of a partial)
+    are told apart by the callable's state, so the second is scored, not read back."""
+    import functools
+
+    from fastmteb.encoding import CallableEncoder
+
+    out = tmp_path / "results"
+    runs = [
+        fastmteb.evaluate(CallableEncoder(functools.partial(bag_of_words, dim=dim), name="toy"),
+                          ["STSBenchmark"], output_folder=out, data_dir=tiny_sts, progress=False)
+        for dim in (8, 64, 8)
+    ]
+    assert [r.skipped for r in runs] == [[], [], ["STSBenchmark"]]
+    assert runs[0].output_dir != runs[1].output_dir and runs[2].output_dir == runs[0].output_dir
+    assert runs[0][0].get_score() != runs[1][0].get_score()
+    assert len(load_results(out)) == 2
