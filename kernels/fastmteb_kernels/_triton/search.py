@@ -120,11 +120,11 @@ def _sort_rows(x, ROWS: tl.constexpr, LOG_N: tl.constexpr, DESCENDING: tl.conste
 
 
 @triton.jit
-def _score_tile(q_ptr, d_ptr, q_scale, d_ptr_scale, rows64, row_ok, cols64, col_ok, dim,
-                stride_q, stride_d,
-                SCALE: tl.constexpr, IEEE: tl.constexpr,
+def _score_tile(q_ptr, d_ptr, q_scale, d_scale_ptr, rows64, row_ok, cols64, col_ok, dim,
+                stride_q, stride_d, IEEE: tl.constexpr,
                 BLOCK_Q: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_K: tl.constexpr):
-    """float32 scores [BLOCK_Q, BLOCK_D] of one query block x document tile."""
+    """float32 scores [BLOCK_Q, BLOCK_D] of one query block x document tile, times the rows'
+    scales (inverse norms for cosine on half inputs, else 1: exact)."""
     inner = tl.arange(0, BLOCK_K)
     acc = tl.zeros((BLOCK_Q, BLOCK_D), dtype=tl.float32)
     for start in range(0, dim, BLOCK_K):
@@ -138,32 +138,27 @@ def _score_tile(q_ptr, d_ptr, q_scale, d_ptr_scale, rows64, row_ok, cols64, col_
             acc = tl.dot(a, b, acc, input_precision="ieee")
         else:
             acc = tl.dot(a, b, acc)
-    if SCALE:  # cosine on half inputs: the dot of the raw rows times both inverse norms
-        d_scale = tl.load(d_ptr_scale + cols64, mask=col_ok, other=0.0)
-        acc = acc * q_scale[:, None] * d_scale[None, :]
-    return acc
+    d_scale = tl.load(d_scale_ptr + cols64, mask=col_ok, other=0.0)
+    return acc * q_scale[:, None] * d_scale[None, :]
 
 
 @triton.jit
-def _pack_keys(acc, tie_key_ptr, doc_offset, cols64, col_ok, USE_TIE_KEY: tl.constexpr):
+def _pack_keys(acc, secondary_ptr, cols64, col_ok):
     """int64 sort keys of a float32 score tile (see the module docstring)."""
     acc = tl.where(acc == 0.0, 0.0, acc)  # -0.0 and +0.0 must tie
     bits = acc.to(tl.int32, bitcast=True)
     ordered = tl.where(bits < 0, bits ^ 0x7FFFFFFF, bits)
     ordered = tl.where(acc != acc, 0x7FFFFFFF, ordered)  # NaN: above +inf, decodes to NaN
-    if USE_TIE_KEY:
-        secondary = tl.load(tie_key_ptr + doc_offset + cols64, mask=col_ok, other=0)
-    else:
-        secondary = 2147483647 - (doc_offset + cols64)  # _INDEX_LIMIT
+    secondary = tl.load(secondary_ptr + cols64, mask=col_ok, other=0)
     return (ordered.to(tl.int64) << 32) | secondary.to(tl.int64)[None, :]
 
 
 @triton.jit
 def _fused_topk_kernel(
-    q_ptr, d_ptr, q_scale_ptr, d_scale_ptr, tie_key_ptr, out_ptr,
-    n_queries, n_docs, dim, doc_offset, n_qblocks, docs_per_split,
+    q_ptr, d_ptr, q_scale_ptr, d_scale_ptr, secondary_ptr, out_ptr,
+    n_queries, n_docs, dim, n_qblocks, docs_per_split,
     stride_q, stride_d, stride_out,
-    USE_TIE_KEY: tl.constexpr, SCALE: tl.constexpr, IEEE: tl.constexpr,
+    IEEE: tl.constexpr,
     BLOCK_Q: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_K: tl.constexpr,
     K_PAD: tl.constexpr, BULK_MIN: tl.constexpr,
     LOG_D: tl.constexpr, LOG_K: tl.constexpr, NATIVE_SORT: tl.constexpr,
@@ -184,9 +179,7 @@ def _fused_topk_kernel(
     slots = tl.arange(0, K_PAD)
     doc_begin = split * docs_per_split
     doc_end = tl.minimum(doc_begin + docs_per_split, n_docs)
-    q_scale = tl.full((BLOCK_Q,), 1.0, tl.float32)
-    if SCALE:
-        q_scale = tl.load(q_scale_ptr + rows64, mask=row_ok, other=0.0)
+    q_scale = tl.load(q_scale_ptr + rows64, mask=row_ok, other=0.0)
     empty_tile = tl.full((BLOCK_Q, BLOCK_D), _EMPTY_KEY, tl.int64)
     best = tl.full((BLOCK_Q, K_PAD), _EMPTY_KEY, tl.int64)
     floor, worst = tl.min(best, axis=1, return_indices=True)  # the buffer's worst per query
@@ -195,8 +188,8 @@ def _fused_topk_kernel(
         cols64 = cols.to(tl.int64)
         col_ok = cols < doc_end
         acc = _score_tile(q_ptr, d_ptr, q_scale, d_scale_ptr, rows64, row_ok, cols64, col_ok,
-                          dim, stride_q, stride_d, SCALE, IEEE, BLOCK_Q, BLOCK_D, BLOCK_K)
-        keys = _pack_keys(acc, tie_key_ptr, doc_offset, cols64, col_ok, USE_TIE_KEY)
+                          dim, stride_q, stride_d, IEEE, BLOCK_Q, BLOCK_D, BLOCK_K)
+        keys = _pack_keys(acc, secondary_ptr, cols64, col_ok)
         keys = tl.where(row_ok[:, None] & col_ok[None, :], keys, empty_tile)
         live = keys > floor[:, None]
         n_live = tl.max(tl.sum(live.to(tl.int32), axis=1), axis=0)
@@ -229,13 +222,13 @@ def _fused_topk_kernel(
 
 @triton.jit
 def _score_keys_kernel(
-    q_ptr, d_ptr, q_scale_ptr, d_scale_ptr, tie_key_ptr, keys_ptr,
-    n_queries, n_docs, dim, doc_offset, n_qblocks,
+    q_ptr, d_ptr, q_scale_ptr, d_scale_ptr, secondary_ptr, keys_ptr,
+    n_queries, n_docs, dim, n_qblocks,
     stride_q, stride_d, stride_keys,
-    USE_TIE_KEY: tl.constexpr, SCALE: tl.constexpr, IEEE: tl.constexpr,
+    IEEE: tl.constexpr,
     BLOCK_Q: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
-    """keys[i, j] = key(score(queries[i], docs[j]), document doc_offset + j); 1-D grid."""
+    """keys[i, j] = key(score(queries[i], docs[j]), secondary[j]); 1-D grid."""
     pid = tl.program_id(0)
     rows = (pid % n_qblocks) * BLOCK_Q + tl.arange(0, BLOCK_Q)
     cols = (pid // n_qblocks) * BLOCK_D + tl.arange(0, BLOCK_D)
@@ -243,12 +236,10 @@ def _score_keys_kernel(
     cols64 = cols.to(tl.int64)
     row_ok = rows < n_queries
     col_ok = cols < n_docs
-    q_scale = tl.full((BLOCK_Q,), 1.0, tl.float32)
-    if SCALE:
-        q_scale = tl.load(q_scale_ptr + rows64, mask=row_ok, other=0.0)
+    q_scale = tl.load(q_scale_ptr + rows64, mask=row_ok, other=0.0)
     acc = _score_tile(q_ptr, d_ptr, q_scale, d_scale_ptr, rows64, row_ok, cols64, col_ok,
-                      dim, stride_q, stride_d, SCALE, IEEE, BLOCK_Q, BLOCK_D, BLOCK_K)
-    keys = _pack_keys(acc, tie_key_ptr, doc_offset, cols64, col_ok, USE_TIE_KEY)
+                      dim, stride_q, stride_d, IEEE, BLOCK_Q, BLOCK_D, BLOCK_K)
+    keys = _pack_keys(acc, secondary_ptr, cols64, col_ok)
     tl.store(keys_ptr + rows64[:, None] * stride_keys + cols64[None, :], keys,
              mask=row_ok[:, None] & col_ok[None, :])
 
@@ -319,33 +310,44 @@ def default_gpu_block_size(n_queries: int) -> int:
 
 @dataclass
 class _Operand:
-    """A prepared query or document block: the matrix the kernel reads, plus inverse norms when
-    the kernel scales (cosine on half inputs)."""
+    """A prepared query or document block: the matrix the kernel reads and the per-row scale it
+    multiplies scores by (inverse norms for cosine on half inputs, else ones: exact)."""
 
     x: torch.Tensor
-    inv_norm: torch.Tensor | None
+    scale: torch.Tensor
+
+    def rows(self, r0: int, r1: int) -> _Operand:
+        return _Operand(self.x[r0:r1], self.scale[r0:r1])
 
 
 def _prepare(x: torch.Tensor, metric: str, device: torch.device) -> _Operand:
     x = x.detach().to(device, non_blocking=True)
     if x.dtype in _HALF:
         x = x.contiguous()
-        if metric != "cosine":
-            return _Operand(x, None)
-        norm = torch.linalg.vector_norm(x.float(), dim=1).clamp_min(NORMALIZE_EPS)
-        return _Operand(x, norm.reciprocal())
-    if metric == "cosine":
-        return _Operand(
-            torch.nn.functional.normalize(x.float(), dim=1, eps=NORMALIZE_EPS).contiguous(), None)
-    return _Operand(x.float().contiguous(), None)
+        if metric == "cosine":
+            norm = torch.linalg.vector_norm(x.float(), dim=1).clamp_min(NORMALIZE_EPS)
+            return _Operand(x, norm.reciprocal())
+    elif metric == "cosine":
+        x = torch.nn.functional.normalize(x.float(), dim=1, eps=NORMALIZE_EPS).contiguous()
+    else:
+        x = x.float().contiguous()
+    return _Operand(x, torch.ones(x.shape[0], dtype=torch.float32, device=device))
 
 
 def _as_float(op: _Operand) -> _Operand:
-    """Mixed dtypes meet in fp32: a half operand as fp32 (rows normalised for cosine)."""
+    """Mixed dtypes meet in fp32: a half operand as fp32 rows (scaled: normalised for cosine)."""
     if op.x.dtype == torch.float32:
         return op
-    x = op.x.float()
-    return _Operand(x if op.inv_norm is None else x * op.inv_norm[:, None], None)
+    return _Operand((op.x.float() * op.scale[:, None]).contiguous(), torch.ones_like(op.scale))
+
+
+def block_secondary(tie_key: torch.Tensor | None, offset: int, n_block: int,
+                    device: torch.device) -> torch.Tensor:
+    """The low 31 bits of the keys of documents ``offset .. offset + n_block - 1``: their unique
+    tie keys, or ``2**31 - 1 - index`` (lower index first) without ``tie_rank``."""
+    if tie_key is not None:
+        return tie_key[offset:offset + n_block]
+    return (_INDEX_LIMIT - offset) - torch.arange(n_block, dtype=torch.int64, device=device)
 
 
 def _device_guard(device: torch.device):
@@ -353,8 +355,7 @@ def _device_guard(device: torch.device):
 
 
 def fused_candidates(
-    q: _Operand, d: _Operand, doc_offset: int, tie_key: torch.Tensor | None, k: int,
-    splits: int | None = None,
+    q: _Operand, d: _Operand, secondary: torch.Tensor, k: int, splits: int | None = None,
 ) -> torch.Tensor:
     """``[n_queries, splits * K_PAD]`` int64 keys: per query the K_PAD best of each split of
     ``d`` (EMPTY where a split has fewer documents). ``splits`` forces the split count (tests)."""
@@ -371,16 +372,14 @@ def fused_candidates(
     out = torch.empty((n_rows, width), dtype=torch.int64, device=q.x.device)
     rows_per_launch = max(config.block_q, FUSED_OUT_BYTES // (8 * width)
                           // config.block_q * config.block_q)
-    scale = q.inv_norm is not None
     for r0 in range(0, n_rows, rows_per_launch):
         r1 = min(r0 + rows_per_launch, n_rows)
         n_qblocks = triton.cdiv(r1 - r0, config.block_q)
         _fused_topk_kernel[(n_qblocks * splits,)](
-            q.x[r0:r1], d.x, q.inv_norm[r0:r1] if scale else out, d.inv_norm if scale else out,
-            tie_key if tie_key is not None else out, out[r0:r1],
-            r1 - r0, n_docs, dim, doc_offset, n_qblocks, docs_per_split,
+            q.x[r0:r1], d.x, q.scale[r0:r1], d.scale, secondary, out[r0:r1],
+            r1 - r0, n_docs, dim, n_qblocks, docs_per_split,
             q.x.stride(0), d.x.stride(0), out.stride(0),
-            USE_TIE_KEY=tie_key is not None, SCALE=scale, IEEE=q.x.dtype == torch.float32,
+            IEEE=q.x.dtype == torch.float32,
             BLOCK_Q=config.block_q, BLOCK_D=config.block_d, BLOCK_K=config.block_k,
             K_PAD=config.k_pad, BULK_MIN=config.bulk_min,
             LOG_D=_log2(config.block_d), LOG_K=_log2(config.k_pad), NATIVE_SORT=on_gpu,
@@ -390,22 +389,20 @@ def fused_candidates(
 
 
 def score_keys(
-    q: _Operand, d: _Operand, doc_offset: int, tie_key: torch.Tensor | None, out: torch.Tensor,
+    q: _Operand, d: _Operand, secondary: torch.Tensor, out: torch.Tensor,
 ) -> None:
-    """out[i, j] = key(score(q[i], d[j]), document doc_offset + j) (the keys path)."""
+    """out[i, j] = key(score(q[i], d[j]), secondary[j]) (the keys path)."""
     n_queries, dim = q.x.shape
     n_docs = d.x.shape[0]
     on_gpu = q.x.is_cuda
     block_q, block_d = (64, 128) if on_gpu else (32, 64)
     block_k = 32 if not on_gpu or q.x.dtype == torch.float32 else 64
     n_qblocks = triton.cdiv(n_queries, block_q)
-    scale = q.inv_norm is not None
     _score_keys_kernel[(n_qblocks * triton.cdiv(n_docs, block_d),)](
-        q.x, d.x, q.inv_norm if scale else out, d.inv_norm if scale else out,
-        tie_key if tie_key is not None else out, out,
-        n_queries, n_docs, dim, doc_offset, n_qblocks,
+        q.x, d.x, q.scale, d.scale, secondary, out,
+        n_queries, n_docs, dim, n_qblocks,
         q.x.stride(0), d.x.stride(0), out.stride(0),
-        USE_TIE_KEY=tie_key is not None, SCALE=scale, IEEE=q.x.dtype == torch.float32,
+        IEEE=q.x.dtype == torch.float32,
         BLOCK_Q=block_q, BLOCK_D=block_d, BLOCK_K=block_k,
         num_warps=8 if on_gpu else 1, num_stages=3 if on_gpu else 1,
     )
@@ -487,18 +484,18 @@ def _topk_on_device(queries, corpus, k, metric, block_size, tie_rank, path, spli
         if n_queries == 0:
             n_docs = offset + n_block
             continue
+        secondary = block_secondary(tie_key, offset, n_block, device)
         for part, q0 in enumerate(range(0, n_queries, query_block)):
             q1 = min(q0 + query_block, n_queries)
-            part_q = _Operand(scored.x[q0:q1],
-                              None if scored.inv_norm is None else scored.inv_norm[q0:q1])
+            part_q = scored.rows(q0, q1)
             if path == "fused":
-                candidates = fused_candidates(part_q, d, offset, tie_key, k, splits)
+                candidates = fused_candidates(part_q, d, secondary, k, splits)
             else:
                 if key_buffer is None or key_buffer.numel() < (q1 - q0) * n_block:
                     key_buffer = torch.empty((q1 - q0) * n_block, dtype=torch.int64,
                                              device=device)
                 candidates = key_buffer[: (q1 - q0) * n_block].view(q1 - q0, n_block)
-                score_keys(part_q, d, offset, tie_key, candidates)
+                score_keys(part_q, d, secondary, candidates)
             best = torch.topk(candidates, min(k, candidates.shape[1]), dim=1, sorted=False).values
             if running[part] is not None:
                 best = torch.cat((running[part], best), dim=1)
