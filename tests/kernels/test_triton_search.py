@@ -6,8 +6,8 @@ small shapes: the interpreter runs every tile op in numpy. On a GPU machine the 
 compiled through the public ``topk`` with CUDA tensors, bf16 included:
 ``TRITON_INTERPRET=0 pytest -m gpu tests/kernels/test_triton_search.py`` (bench/gpu_check.sh).
 
-Both Triton paths are checked: ``fused`` (the in-kernel top-k, k <= 256) and ``keys`` (a key per
-pair + torch.topk, k > 256), and within the fused kernel both merge strategies (bulk sort and
+Both Triton paths are checked: ``fused`` (the in-kernel top-k, k <= 128) and ``keys`` (a key per
+pair + torch.topk, k > 128), and within the fused kernel both merge strategies (bulk sort and
 one-at-a-time insertion) forced on their own.
 """
 
@@ -77,10 +77,11 @@ def _half_to_float(x: torch.Tensor) -> np.ndarray:
 def test_random_matches_reference(device, data, metric):
     """fp32/fp16 (+bf16 on GPU) against brute force on the same values in fp32: equal scores per
     rank up to fp32 rounding (2e-5), the same index wherever a score is isolated. k below the
-    tile, k == n and k > n (fused), k > 256 (keys path); n = 150 is no multiple of any tile."""
+    tile (fused), k == n and k > n (keys path: k > 128); n = 150 is no multiple of any tile.
+    k == n and k > n on the fused path: test_tiny_shapes."""
     for dtype in _dtypes(device):
         queries, corpus = (torch.from_numpy(x).to(dtype) for x in data)
-        for k, block_size in ((1, None), (12, 50), (150, None), (200, 64), (300, 100)):
+        for k, block_size in ((1, None), (12, 50), (100, None), (150, None), (200, 64)):
             scores, indices = triton_topk(device, queries, corpus.to(device), k, metric=metric,
                                           block_size=block_size)
             assert_topk_close(scores, indices, _half_to_float(queries), _half_to_float(corpus),
@@ -99,8 +100,8 @@ def test_exact_ties_match_reference_exactly(device, metric, with_tie_rank):
     tie_rank = rng.permutation(141) if with_tie_rank else None
     cases = [  # (k, block_size, path, splits)
         (1, 64, "fused", None), (40, 5, "fused", None), (40, None, "fused", 3),
-        (141, None, "fused", 2), (200, 50, "fused", None), (300, None, "keys", None),
-        (7, 100, "keys", None),
+        (128, None, "fused", 2), (100, 50, "fused", None), (141, None, "keys", None),
+        (300, 64, "keys", None), (7, 100, "keys", None),
     ]
     for dtype in _dtypes(device):
         q = torch.from_numpy(queries).to(dtype)
@@ -130,7 +131,7 @@ def test_each_merge_strategy_alone_is_exact(device, bulk_min, monkeypatch):
     queries = tied_embeddings(rng, 7, 8, distinct=4)
     corpus = tied_embeddings(rng, 100, 8, distinct=5)
     tie_rank = rng.integers(0, 10, size=100)  # repeated ranks: then the lower index first
-    for k, splits in ((3, 2), (20, 1), (64, 3)):
+    for k, splits in ((3, 2), (20, 1), (64, 3), (100, 2)):
         scores, indices = triton_topk(device, queries, corpus, k, metric="dot", tie_rank=tie_rank,
                                       path="fused", splits=splits)
         ref_scores, ref_indices = topk_reference(queries, corpus, k, metric="dot",
@@ -214,14 +215,13 @@ def test_nan_and_empty_raise(device, data):
     with pytest.raises(ValueError, match="corpus is empty"):
         triton_topk(device, queries, corpus[:0], 5)
     with pytest.raises(ValueError, match="path"):
-        triton_topk(device, queries, data[1], 300, path="fused")
+        triton_topk(device, queries, data[1], 129, path="fused")
 
 
 def test_dispatch_rule():
-    assert triton_search.FUSED_K_MAX == 256
+    assert triton_search.FUSED_K_MAX == 128
     assert triton_search.k_pad_of(1) == 16 and triton_search.k_pad_of(100) == 128
-    assert triton_search.k_pad_of(256) == 256
-    for k in (1, 100, 256):
+    for k in (1, 17, 100, 128):
         for on_gpu in (False, True):
             config = triton_search.fused_config(k, torch.float16, on_gpu)
             assert config.block_d >= config.k_pad  # the bulk merge takes K_PAD of one tile

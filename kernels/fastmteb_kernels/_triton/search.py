@@ -2,7 +2,7 @@
 
 Two paths, one contract (``fastmteb.kernels.search.topk``):
 
-- **fused** (``k <= FUSED_K_MAX``): each program owns ``BLOCK_Q`` queries and one contiguous
+- **fused** (``k <= FUSED_K_MAX = 128``): each program owns ``BLOCK_Q`` queries and one contiguous
   *split* of the corpus block, and walks that split in tiles of ``BLOCK_D`` documents. A tile's
   scores are computed in registers (``tl.dot``) and packed into sort keys (below); a running
   buffer of the ``K_PAD`` best keys per query (``K_PAD`` = next power of two >= k, at least 16)
@@ -15,9 +15,8 @@ Two paths, one contract (``fastmteb.kernels.search.topk``):
   rarely holds more than a few new candidates per query) the candidates are inserted one at a
   time, best first, each replacing the buffer's current worst.
 - **keys** (``k > FUSED_K_MAX``): a Triton kernel writes the key of every (query, document) pair of
-  a query block x corpus block and ``torch.topk`` selects from them (a buffer of up to
-  ``K_PAD`` keys per query in registers would spill; at such k the per-split output of a fused
-  kernel is no smaller than the block's keys anyway). See ``DISPATCH`` below.
+  a query block x corpus block and ``torch.topk`` selects from them (a larger in-register buffer
+  spills, and at such k a split's output is no smaller than the block's keys). See ``DISPATCH``.
 
 Why int64 keys: ``torch.topk`` picks arbitrarily among equal values, which would make ties (and
 so retrieval metrics) depend on the block layout. The key is
@@ -65,11 +64,13 @@ from fastmteb.kernels.search import (
     unique_tie_key,
 )
 
-# DISPATCH: k <= FUSED_K_MAX runs the fused kernel, larger k the keys path. Above 256 the
-# per-query buffer (K_PAD int64 keys per row, next to a [BLOCK_Q, BLOCK_D] tile of keys) no longer
-# fits the registers of a program, and each split would hand back as many keys as the keys path
-# writes per 1-2 tiles anyway: at k ~ 1000 torch.topk over the block's keys is the better tool.
-FUSED_K_MAX = 256
+# DISPATCH: k <= FUSED_K_MAX runs the fused kernel, larger k the keys path. The fused kernel
+# holds K_PAD int64 keys per query in registers next to a [BLOCK_Q, BLOCK_D] tile of keys; compiled
+# for sm_90 (bench/aot_compile_check.py) K_PAD = 128 at 32 x 128 tiles fits in 255 registers
+# (8 bytes of stack per thread), K_PAD = 256 spills (240-560 bytes of stack per thread at 16-32 x 256 tiles) and
+# takes 3x as long to compile; and at k ~ 1000 each split would hand back as many keys as the
+# keys path writes per block row anyway, so torch.topk over the block's keys is the better tool.
+FUSED_K_MAX = 128
 FUSED_BLOCK = 2**20  # default documents per corpus block on the fused path (cosine fp32 copies it)
 FUSED_OUT_BYTES = 2**28  # int64 candidates handed back by one fused launch
 GPU_KEY_BUFFER_BYTES = 2**30  # int64 keys of one query block x corpus block (keys path)
@@ -270,16 +271,16 @@ def k_pad_of(k: int) -> int:
 
 
 def fused_config(k: int, dtype: torch.dtype, on_gpu: bool) -> FusedConfig:
-    """GPU: 64 queries x 128 documents per tile (32 x 256 when K_PAD = 256, so the int64 buffer
-    and the tile's keys stay near 64 + 64 registers per thread at 8 warps); the depth step is 64
-    for half inputs (one 128-byte row segment) and 32 for fp32. BLOCK_D >= K_PAD always (the bulk
-    merge takes the best K_PAD of one sorted tile). Interpreted (CPU tensors): small tiles, the
-    same code paths. Untuned: chosen without a GPU (see bench/gpu_check.sh)."""
+    """GPU: 32 queries x 128 documents per tile, 8 warps: the int64 buffer [32, K_PAD <= 128] and
+    the tile's keys take 32 + 32 registers per thread, and ptxas (sm_90) reports 8 bytes of
+    stack per thread (a 64 x 128 tile: 312 bytes, i.e. spills). The depth step is 64 for half inputs (one
+    128-byte row segment) and 32 for fp32. BLOCK_D >= K_PAD always (the bulk merge takes the best
+    K_PAD of one sorted tile). Interpreted (CPU tensors): small tiles, the same code paths.
+    Untuned: chosen without a GPU from compile reports only (see bench/gpu_check.sh)."""
     k_pad = k_pad_of(k)
     if on_gpu:
-        block_q, block_d = (64, 128) if k_pad <= 128 else (32, 256)
         block_k = 32 if dtype == torch.float32 else 64
-        return FusedConfig(k_pad, block_q, block_d, block_k, bulk_min=16, num_warps=8,
+        return FusedConfig(k_pad, 32, max(128, k_pad), block_k, bulk_min=16, num_warps=8,
                            num_stages=3)
     return FusedConfig(k_pad, 16, max(32, k_pad), 16, bulk_min=4, num_warps=1, num_stages=1)
 
