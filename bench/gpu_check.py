@@ -131,6 +131,14 @@ def _record(out: Path, row: dict) -> None:
 
 
 def section_bench(out: Path, queries: int, docs: int, dim: int) -> None:
+    try:
+        _bench(out, queries, docs, dim)
+    except Exception as error:  # noqa: BLE001 - setup failed: say so in the summary
+        _record(out, {"method": "bench setup", "error": f"{type(error).__name__}: {error}"[:500]})
+        raise
+
+
+def _bench(out: Path, queries: int, docs: int, dim: int) -> None:
     how = _bootstrap()
     import torch
 
