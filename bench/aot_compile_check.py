@@ -1,6 +1,6 @@
 """Compile the fused top-k kernel for a GPU target without a GPU, and report its resources.
 
-    TRITON_DEFAULT_FP_FUSION=1 python bench/aot_compile_check.py [--arch 90] [fp16:100 fp32:100 ...]
+    TRITON_DEFAULT_FP_FUSION=1 python bench/aot_compile_check.py [--arch 90] [fp16:100 fp32:keys ...]
 
 Triton's frontend, the MLIR lowering and ptxas all run on the CPU, so this catches what the
 interpreter cannot (an op the compiler rejects, register pressure): per dtype:k it prints the
@@ -63,14 +63,35 @@ def compile_fused(dtype: str, k: int, arch: int) -> None:
           f"bytes | {resources}", flush=True)
 
 
+def compile_keys(dtype: str, arch: int) -> None:
+    """The keys-path kernel (k > FUSED_K_MAX) at its GPU tile sizes."""
+    signature = {
+        "q_ptr": POINTER[dtype], "d_ptr": POINTER[dtype], "q_scale_ptr": "*fp32",
+        "d_scale_ptr": "*fp32", "secondary_ptr": "*i64", "keys_ptr": "*i64",
+        "n_queries": "i32", "n_docs": "i32", "dim": "i32", "n_qblocks": "i32",
+        "stride_q": "i32", "stride_d": "i32", "stride_keys": "i32",
+    }
+    constants = {"IEEE": dtype == "fp32", "BLOCK_Q": 64, "BLOCK_D": 128,
+                 "BLOCK_K": 32 if dtype == "fp32" else 64}
+    signature.update({name: "constexpr" for name in constants})
+    start = time.perf_counter()
+    triton.compile(ASTSource(S._score_keys_kernel, signature, constants),
+                   target=GPUTarget("cuda", arch, 32), options={"num_warps": 8, "num_stages": 3})
+    print(f"keys kernel {dtype}: compiled in {time.perf_counter() - start:.1f}s", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--arch", type=int, default=90)
-    parser.add_argument("cases", nargs="*", default=["fp16:100", "bf16:10", "fp32:100"])
+    parser.add_argument("cases", nargs="*", default=["fp16:100", "bf16:10", "fp32:100",
+                                                         "fp16:keys", "fp32:keys"])
     args = parser.parse_args()
     for case in args.cases:
         dtype, k = case.split(":")
-        compile_fused(dtype, int(k), args.arch)
+        if k == "keys":
+            compile_keys(dtype, args.arch)
+        else:
+            compile_fused(dtype, int(k), args.arch)
     return 0
 
 

@@ -53,11 +53,11 @@ section() {  # section NAME SECONDS COMMAND...
     echo "$name: rc=$rc in $((SECONDS - start))s$note" | tee -a "$OUT/sections.txt"
 }
 
-section env 60 "$PY" bench/gpu_check.py env --out "$OUT"
-section tests 240 "$PY" bench/gpu_check.py pytest -- -m gpu -q -p no:cacheprovider \
+section env 30 "$PY" bench/gpu_check.py env --out "$OUT"
+section tests 270 "$PY" bench/gpu_check.py pytest -- -m gpu -q -p no:cacheprovider \
     tests/kernels/test_triton_search.py --junitxml="$OUT/junit.xml" -o addopts=""
-section bench 180 "$PY" bench/gpu_check.py bench --out "$OUT"
-section faiss 45 "$PY" bench/gpu_check.py faiss --out "$OUT"
-section summary 20 "$PY" bench/gpu_check.py summary --out "$OUT"
+section bench 170 "$PY" bench/gpu_check.py bench --out "$OUT"
+section faiss 40 "$PY" bench/gpu_check.py faiss --out "$OUT"
+section summary 15 "$PY" bench/gpu_check.py summary --out "$OUT"
 cat "$OUT/summary.md" 2>/dev/null
 exit 0

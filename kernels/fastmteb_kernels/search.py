@@ -11,7 +11,7 @@ allocated.
   back to its k best by quickselect. The final k are heap-sorted.
 - CUDA (queries as a CUDA torch tensor): scores are packed with the document's tie key into
   unique int64 sort keys. For ``k <= 128`` a fused Triton kernel keeps each query's best keys in
-  registers while it walks a split of the corpus block, so only ``K_PAD`` (power of two >= k)
+  registers while it walks a split of the corpus block, so only ``K_PAD`` (32 or 128)
   keys per query and split leave it; for larger k a Triton kernel writes every pair's key and
   ``torch.topk`` selects. Either way ``torch.topk`` merges on the device (see
   ``fastmteb.kernels._triton.search``).

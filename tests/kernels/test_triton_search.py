@@ -220,7 +220,8 @@ def test_nan_and_empty_raise(device, data):
 
 def test_dispatch_rule():
     assert triton_search.FUSED_K_MAX == 128
-    assert triton_search.k_pad_of(1) == 16 and triton_search.k_pad_of(100) == 128
+    assert triton_search.k_pad_of(1) == 32 and triton_search.k_pad_of(32) == 32
+    assert triton_search.k_pad_of(33) == 128 and triton_search.k_pad_of(128) == 128
     for k in (1, 17, 100, 128):
         for on_gpu in (False, True):
             config = triton_search.fused_config(k, torch.float16, on_gpu)

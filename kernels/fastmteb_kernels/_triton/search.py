@@ -5,7 +5,7 @@ Two paths, one contract (``fastmteb.kernels.search.topk``):
 - **fused** (``k <= FUSED_K_MAX = 128``): each program owns ``BLOCK_Q`` queries and one contiguous
   *split* of the corpus block, and walks that split in tiles of ``BLOCK_D`` documents. A tile's
   scores are computed in registers (``tl.dot``) and packed into sort keys (below); a running
-  buffer of the ``K_PAD`` best keys per query (``K_PAD`` = next power of two >= k, at least 16)
+  buffer of the ``K_PAD`` best keys per query (``K_PAD`` = 32 for k <= 32, else 128)
   absorbs them. Only those ``K_PAD`` keys per (query, split) leave the kernel; ``torch.topk`` on
   the device merges the splits and the corpus blocks. Inside the kernel a tile is merged one of
   two ways, chosen per tile from the number of keys that beat the buffer's worst (its *floor*):
@@ -65,11 +65,12 @@ from fastmteb.kernels.search import (
 )
 
 # DISPATCH: k <= FUSED_K_MAX runs the fused kernel, larger k the keys path. The fused kernel
-# holds K_PAD int64 keys per query in registers next to a [BLOCK_Q, BLOCK_D] tile of keys; compiled
-# for sm_90 (bench/aot_compile_check.py) K_PAD = 128 at 32 x 128 tiles fits in 255 registers
-# (8 bytes of stack per thread), K_PAD = 256 spills (240-560 bytes of stack per thread at 16-32 x 256 tiles) and
-# takes 3x as long to compile; and at k ~ 1000 each split would hand back as many keys as the
-# keys path writes per block row anyway, so torch.topk over the block's keys is the better tool.
+# holds K_PAD int64 keys per query in registers next to a [BLOCK_Q, BLOCK_D] tile of keys.
+# Compiled for sm_90 by triton 3.6 (the GPU image's; bench/aot_compile_check.py), K_PAD = 128 at
+# 32 x 128 tiles takes 218-250 registers and no stack (triton 3.9: 248 bytes of stack); an
+# earlier 64 x 128 tile spilled 312 bytes, and K_PAD = 256 spilled 240-560 bytes at 16-32 x 256
+# tiles and compiled 3x slower. At k ~ 1000 each split would hand back about as many keys as
+# the keys path writes per block row anyway, so torch.topk over the block's keys is the tool.
 FUSED_K_MAX = 128
 FUSED_BLOCK = 2**20  # default documents per corpus block on the fused path (cosine fp32 copies it)
 FUSED_OUT_BYTES = 2**28  # int64 candidates handed back by one fused launch
@@ -206,17 +207,19 @@ def _fused_topk_kernel(
             floor, worst = tl.min(best, axis=1, return_indices=True)
         else:
             # insert the candidates one at a time, best first, each over the buffer's worst;
-            # keys >= ceiling are already in (or were pushed out again)
+            # keys >= ceiling are already in (or were pushed out again). n_live rounds suffice:
+            # each round takes a row's best remaining candidate or that row has none left.
+            # (A `while any(live)` loop fails triton 3.6's RemoveLayoutConversions pass.)
             ceiling = tl.full((BLOCK_Q,), _FULL_KEY, tl.int64)
-            while n_live > 0:
+            for _ in range(0, n_live):
+                live = (keys > floor[:, None]) & (keys < ceiling[:, None])
                 pick = tl.max(tl.where(live, keys, empty_tile), axis=1)
                 take = pick > floor
                 best = tl.where((slots[None, :] == worst[:, None]) & take[:, None],
                                 pick[:, None], best)
-                floor, worst = tl.min(best, axis=1, return_indices=True)
+                floor = tl.min(best, axis=1)
+                worst = tl.min(tl.where(best == floor[:, None], slots[None, :], K_PAD), axis=1)
                 ceiling = tl.where(take, pick, ceiling)
-                live = (keys > floor[:, None]) & (keys < ceiling[:, None])
-                n_live = tl.max(live.to(tl.int32))
     out = out_ptr + rows64[:, None] * stride_out + split * K_PAD + slots[None, :]
     tl.store(out, best, mask=row_ok[:, None])
 
@@ -267,7 +270,9 @@ def _log2(n: int) -> int:
 
 
 def k_pad_of(k: int) -> int:
-    return max(16, triton.next_power_of_2(int(k)))
+    """The fused buffer per query: 32 keys for k <= 32, else 128 (two sizes, so a GPU run
+    compiles two kernels per dtype, not five; a larger buffer than k only costs insertions)."""
+    return 32 if k <= 32 else 128
 
 
 def fused_config(k: int, dtype: torch.dtype, on_gpu: bool) -> FusedConfig:
