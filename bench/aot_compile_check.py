@@ -1,6 +1,6 @@
 """Compile the fused top-k kernel for a GPU target without a GPU, and report its resources.
 
-    TRITON_DEFAULT_FP_FUSION=1 python bench/aot_compile_check.py [--arch 90] [fp16:100 fp32:keys ...]
+    TRITON_DEFAULT_FP_FUSION=1 python bench/aot_compile_check.py [--arch 90] [fp16:100 fp32:keys]
 
 Triton's frontend, the MLIR lowering and ptxas all run on the CPU, so this catches what the
 interpreter cannot (an op the compiler rejects, register pressure): per dtype:k it prints the

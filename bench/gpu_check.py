@@ -1,7 +1,7 @@
 """The GPU check behind bench/gpu_check.sh: one prepared run on a lent GPU (no network).
 
     python bench/gpu_check.py env     --out DIR   # versions, devices, importable extras
-    python bench/gpu_check.py pytest  -- ARGS     # pytest.main(ARGS) with fastmteb.kernels importable
+    python bench/gpu_check.py pytest  -- ARGS     # pytest.main(ARGS), fastmteb.kernels importable
     python bench/gpu_check.py bench   --out DIR   # fused top-k vs torch.mm + torch.topk
     python bench/gpu_check.py faiss   --out DIR   # faiss-gpu IndexFlatIP, only if importable
     python bench/gpu_check.py summary --out DIR   # summary.json + summary.md from the above

@@ -9,8 +9,8 @@ from shared_data import SHARED_DATA, SKIP_REASON
 
 # Triton kernels run on the CPU through the interpreter when there is no CUDA device (an explicit
 # TRITON_INTERPRET wins either way). On a GPU machine the kernels compile, so `-m gpu` tests the
-# real thing. device_count() asks NVML first, so this check does not initialise CUDA (which would
-# break tests that fork).
+# real thing. device_count() asks NVML first, so this check does not initialise CUDA (which
+# would break tests that fork).
 if "TRITON_INTERPRET" not in os.environ:
     import torch
 

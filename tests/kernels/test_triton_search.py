@@ -297,6 +297,7 @@ def test_cuda_large_agrees_with_cpu(dtype):
             assert np.all(np.abs(gpu_scores - exact) <= tol)
             assert np.all(np.abs(gpu_scores - cpu_scores) <= tol)
             differ = gpu_indices != cpu_indices
-            assert np.all(np.abs(gpu_scores - cpu_scores)[differ] <= np.broadcast_to(tol, differ.shape)[differ])
+            row_tol = np.broadcast_to(tol, differ.shape)
+            assert np.all(np.abs(gpu_scores - cpu_scores)[differ] <= row_tol[differ])
             agreement = 1.0 - differ.mean()
             assert agreement > 0.99, (metric, k, agreement)

@@ -277,10 +277,13 @@ def k_pad_of(k: int) -> int:
 
 def fused_config(k: int, dtype: torch.dtype, on_gpu: bool) -> FusedConfig:
     """GPU: 32 queries x 128 documents per tile, 8 warps: the int64 buffer [32, K_PAD <= 128] and
-    the tile's keys take 32 + 32 registers per thread, and ptxas (sm_90) reports 8 bytes of
-    stack per thread (a 64 x 128 tile: 312 bytes, i.e. spills). The depth step is 64 for half inputs (one
-    128-byte row segment) and 32 for fp32. BLOCK_D >= K_PAD always (the bulk merge takes the best
-    K_PAD of one sorted tile). Interpreted (CPU tensors): small tiles, the same code paths.
+    the tile's keys take 32 + 32 registers per thread. ptxas (sm_90, triton 3.6) reports 250-255
+    registers and no stack for fp16/bf16, 64 bytes of stack for fp32 at K_PAD = 32 (a 64 x 128
+    tile spilled 312 bytes). The depth step is 64 for half inputs (one 128-byte row segment) and
+    32 for fp32. BLOCK_D >= K_PAD always (the bulk merge takes the best K_PAD of one sorted tile).
+    Each corpus tile is read by every query block of a split (from L2: the programs of a split
+    run together), so 32-row query blocks may leave the kernel L2-bound rather than tensor-core
+    bound. Interpreted (CPU tensors): small tiles, the same code paths.
     Untuned: chosen without a GPU from compile reports only (see bench/gpu_check.sh)."""
     k_pad = k_pad_of(k)
     if on_gpu:
