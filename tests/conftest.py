@@ -9,8 +9,15 @@ from shared_data import SHARED_DATA, SKIP_REASON
 pytest_plugins = ["pytester"]  # tests/tasks/test_parity_harness.py runs parity tests inside pytest
 
 
-# Triton kernels run on the CPU through the interpreter unless a real GPU run asks otherwise.
-os.environ.setdefault("TRITON_INTERPRET", "1")
+# Triton kernels run on the CPU through the interpreter when there is no CUDA device (an explicit
+# TRITON_INTERPRET wins either way). On a GPU machine the kernels compile, so `-m gpu` tests the
+# real thing. device_count() asks NVML first, so this check does not initialise CUDA (which
+# would break tests that fork).
+if "TRITON_INTERPRET" not in os.environ:
+    import torch
+
+    if torch.cuda.device_count() == 0:
+        os.environ["TRITON_INTERPRET"] = "1"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -9,12 +9,16 @@ allocated.
   (parallel over queries) merges them into a per-query reservoir of candidates: one comparison
   against the running k-th best score rejects almost every score; a full reservoir (2k) is cut
   back to its k best by quickselect. The final k are heap-sorted.
-- CUDA (queries as a CUDA torch tensor): a Triton kernel computes each score tile and packs it with
-  the document's tie key into one int64 sort key; ``torch.topk`` on those unique keys per block,
-  merged with the running keys on the device (see ``fastmteb.kernels._triton.search``).
+- CUDA (queries as a CUDA torch tensor): scores are packed with the document's tie key into
+  unique int64 sort keys. For ``k <= 128`` a fused Triton kernel keeps each query's best keys in
+  registers while it walks a split of the corpus block, so only ``K_PAD`` (32 or 128)
+  keys per query and split leave it; for larger k a Triton kernel writes every pair's key and
+  ``torch.topk`` selects. Either way ``torch.topk`` merges on the device (see
+  ``fastmteb.kernels._triton.search``).
 
-Memory: the inputs, one score buffer (64 MiB on the CPU, 1 GiB of int64 keys on CUDA), one
-normalised corpus block (cosine or non-fp32 input), and the per-query candidates
+Memory: the inputs, one score buffer (64 MiB on the CPU; on CUDA at most 256 MiB of fused
+candidates, or 1 GiB of int64 keys for k > 128), one normalised corpus block (cosine with fp32 or
+mixed inputs; on CUDA half inputs are scaled in the kernel instead), and the per-query candidates
 (``n_queries x 2k`` float32 + int64 on the CPU).
 """
 
@@ -57,7 +61,8 @@ def topk(
         \hat x = x / \max(\lVert x \rVert_2, 10^{-12}) \text{ (cosine) or } \hat x = x \text{ (dot)}
 
     computed in float32 (fp16/bf16/fp64 inputs are cast to float32 first; on CUDA fp16/bf16 inputs
-    with ``metric="dot"`` go to the tensor cores as they are: products exact, fp32 accumulation).
+    go to the tensor cores as they are: products exact, fp32 accumulation, and for cosine the dot is
+    scaled by both inverse norms, computed in fp32).
     For each query the
     ``min(k, n_docs)`` documents with the highest :math:`s_{qd}` are returned, best first.
 
@@ -77,7 +82,8 @@ def topk(
         k: number of documents to keep per query, ``k >= 1``.
         metric: ``"cosine"`` (rows L2-normalised, then dot) or ``"dot"``.
         block_size: documents per corpus block; default chosen from a memory budget
-            (64 MiB of float32 scores on the CPU).
+            (64 MiB of float32 scores on the CPU; on CUDA 2**20 documents for k <= 128, else
+            1 GiB of int64 keys).
         tie_rank: optional int array ``[n_docs]`` (see ties above).
 
     Returns:
