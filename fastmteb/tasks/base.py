@@ -61,6 +61,9 @@ class TaskMetadata:
     params: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
     reference: str | None = None
+    # True when hub data must come from the mteb task's own ``load_data()`` (custom loader, a
+    # dataset_transform fastmteb does not re-implement, extra load_dataset arguments).
+    mteb_loader: bool = False
 
     def __post_init__(self) -> None:
         if self.type not in TASK_TYPES:
