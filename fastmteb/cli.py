@@ -257,8 +257,6 @@ def _is_bundled(meta: TaskMetadata) -> bool:
 
 
 def _cmd_tasks(args: argparse.Namespace) -> int:
-    from rich.table import Table
-
     import fastmteb
 
     metas = fastmteb.get_benchmark(args.benchmark) if args.benchmark else fastmteb.get_tasks()
@@ -276,13 +274,29 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
         metas = [m for m in metas if m.type in wanted]
     title = f"{len(metas)} task(s)" + (f" in {args.benchmark}" if args.benchmark else "")
     rows = [
-        (m.name, m.type, _task_size(m), m.license or "", "yes" if _is_bundled(m) else "")
+        (
+            m.name,
+            m.type,
+            ",".join(m.eval_splits),
+            _subsets_cell(m),
+            _task_size(m),
+            m.license or "",
+            "yes" if _is_bundled(m) else "",
+        )
         for m in metas
     ]
-    columns = ["name", "type", "size", "license", "bundled"]
-    if not any(row[2] for row in rows):  # the registry knows no sizes: no empty column
+    columns = ["name", "type", "splits", "subsets", "size", "license", "bundled"]
+    if not any(row[4] for row in rows):  # the registry knows no sizes: no empty column
         columns.remove("size")
-        rows = [(*row[:2], *row[3:]) for row in rows]
+        rows = [(*row[:4], *row[5:]) for row in rows]
+    if not sys.stdout.isatty():  # piped: plain tab-separated lines, every name whole
+        print("\t".join(columns))
+        for row in rows:
+            print("\t".join(row))
+        print(f"# {title}")
+        return EXIT_OK
+    from rich.table import Table
+
     table = Table(title=title)
     for column in columns:
         table.add_column(column, justify="right" if column == "size" else "left", no_wrap=True)
@@ -290,6 +304,15 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
         table.add_row(*row)
     _console().print(table)
     return EXIT_OK
+
+
+def _subsets_cell(meta: TaskMetadata) -> str:
+    """The evaluated subsets ("default" tasks: empty), shortened past 4 as "a,b,c,d +N"."""
+    subsets = list(meta.hf_subsets)
+    if subsets == ["default"]:
+        return ""
+    shown = ",".join(subsets[:4])
+    return shown + (f" +{len(subsets) - 4}" if len(subsets) > 4 else "")
 
 
 # ---------------------------------------------------------------------------------------------

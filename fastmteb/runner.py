@@ -66,16 +66,16 @@ RawTransform = Callable[["TaskMetadata", Any, str, str], Any]
 # substitute them).
 
 
-def _get_task(name: str) -> TaskMetadata:
+def _get_task(task: Any) -> TaskMetadata:
     from fastmteb.tasks.registry import get_task
 
-    return get_task(name)
+    return get_task(task)
 
 
-def _get_benchmark(name: str) -> list[TaskMetadata]:
+def _get_benchmark(benchmark: Any) -> list[TaskMetadata]:
     from fastmteb.tasks.registry import get_benchmark
 
-    return get_benchmark(name)
+    return get_benchmark(benchmark)
 
 
 def _get_task_type(type_name: str) -> Any:
@@ -176,30 +176,41 @@ class TaskFailedError(RuntimeError):
 
 
 def resolve_tasks(
-    tasks: str | TaskMetadata | Iterable[str | TaskMetadata] | None = None,
-    benchmark: str | None = None,
+    tasks: Any = None,
+    benchmark: Any = None,
 ) -> list[TaskMetadata]:
-    """Task names / ``TaskMetadata`` / a benchmark name -> metadata list, first occurrence order.
+    """Tasks -> metadata list, first occurrence order.
+
+    ``tasks``: a task name (any mteb task fastmteb can run, or a fastmteb-only one), an mteb task
+    object, a ``TaskMetadata``, an ``mteb.Benchmark``, or an iterable of these. ``benchmark``: a
+    benchmark name (every mteb benchmark, or "fastmteb-mini") or an ``mteb.Benchmark``; its tasks
+    come narrowed to the benchmark's splits and subsets.
 
     Unknown names raise the registry's ``UnknownTaskError`` (a ValueError listing close matches)
     before any work starts.
     """
     from fastmteb.tasks.base import TaskMetadata
 
+    def is_benchmark(obj: Any) -> bool:
+        return hasattr(obj, "tasks") and hasattr(obj, "name") and not isinstance(obj, str)
+
     requested: list[TaskMetadata] = []
     if benchmark is not None:
         requested.extend(_get_benchmark(benchmark))
     if tasks is not None:
-        items = [tasks] if isinstance(tasks, (str, TaskMetadata)) else list(tasks)
+        single = isinstance(tasks, (str, TaskMetadata)) or hasattr(tasks, "metadata")
+        items = [tasks] if single or is_benchmark(tasks) else list(tasks)
         for item in items:
             if isinstance(item, TaskMetadata):
                 requested.append(item)
-            elif isinstance(item, str):
+            elif is_benchmark(item):
+                requested.extend(_get_benchmark(item))
+            elif isinstance(item, str) or hasattr(item, "metadata"):
                 requested.append(_get_task(item))
             else:
                 raise TypeError(
-                    f"tasks: expected task names or TaskMetadata, "
-                    f"got {type(item).__name__}: {item!r}"
+                    f"tasks: expected task names, mteb task or benchmark objects, or "
+                    f"TaskMetadata, got {type(item).__name__}: {item!r}"
                 )
     unique: dict[str, TaskMetadata] = {}
     for meta in requested:
