@@ -71,7 +71,20 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="TASK",
         help="task name (repeatable)",
     )
-    run.add_argument("-b", "--benchmark", default=None, help='benchmark name, e.g. "MTEB(eng, v2)"')
+    run.add_argument(
+        "-b",
+        "--benchmark",
+        default=None,
+        help='any mteb benchmark name, e.g. "MTEB(eng, v2)", "MTEB(Multilingual, v2)", "NanoBEIR"',
+    )
+    for flag, what in (
+        ("--subsets", "only these hf subsets (e.g. en de-en)"),
+        ("--languages", "only subsets in these languages (eng or eng-Latn), as mteb's filter"),
+        ("--splits", "only these evaluation splits (e.g. test)"),
+    ):
+        run.add_argument(
+            flag, action="extend", nargs="+", default=None, metavar=flag[2:-1].upper(), help=what
+        )
     run.add_argument(
         "--output-folder", default="results", help="where result files go (default: ./results)"
     )
@@ -176,9 +189,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     benchmark = args.benchmark
     if benchmark is None and not args.tasks:
         benchmark = DEFAULT_BENCHMARK
+    tasks_arg: Any = args.tasks
+    selected = None
+    if args.subsets or args.languages or args.splits:  # narrow each task as mteb's filters do
+        selected = _filtered_tasks(args, benchmark)
+        tasks_arg, benchmark = selected, None
     run = evaluate(
         args.model,
-        args.tasks,
+        tasks_arg,
         benchmark=benchmark,
         output_folder=args.output_folder,
         data_dir=args.data_dir,
@@ -202,7 +220,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         # Score each task over the splits/subsets it was evaluated on (a benchmark narrows them).
         evaluated = {r.task_name for r in run}
         try:
-            metas = fastmteb.get_benchmark(benchmark) if benchmark else fastmteb.get_tasks(args.tasks)
+            if selected is not None:
+                metas = selected
+            else:
+                metas = (
+                    fastmteb.get_benchmark(benchmark) if benchmark else fastmteb.get_tasks(args.tasks)
+                )
         except ValueError:  # tasks the runner knows but the registry does not (tests inject fakes)
             metas = []
         summaries = compare(
@@ -228,6 +251,27 @@ def _cmd_run(args: argparse.Namespace) -> int:
             )
         return EXIT_TASK_FAILED
     return EXIT_OK
+
+
+def _filtered_tasks(args: argparse.Namespace, benchmark: str | None) -> list[TaskMetadata]:
+    """The run's tasks narrowed by --subsets / --languages / --splits; tasks left with nothing
+    are dropped, and a run left with no task at all is bad input."""
+    from fastmteb.runner import resolve_tasks
+    from fastmteb.tasks.registry import narrow
+
+    out = []
+    for meta in resolve_tasks(args.tasks, benchmark):
+        kept = narrow(
+            meta, eval_splits=args.splits, hf_subsets=args.subsets, languages=args.languages
+        )
+        if kept is not None:
+            out.append(kept)
+    if not out:
+        raise ValueError(
+            "no task has the requested --subsets/--languages/--splits; fix: check them against "
+            "`fastmteb tasks` (splits and subsets columns)"
+        )
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
