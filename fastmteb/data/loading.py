@@ -21,6 +21,7 @@ from __future__ import annotations
 import gzip
 import json
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,8 @@ __all__ = [
     "TaskDataError",
     "bundled_source",
     "load_raw",
+    "load_raw_with_mteb",
+    "raw_from_mteb_dataset",
 ]
 
 BUNDLED_DIR = Path(__file__).parent / "bundled"
@@ -97,6 +100,8 @@ def load_raw(
         folder = _local_task_folder(meta, Path(data_dir))
     else:
         folder = bundled_source(meta, subset)
+    if folder is None and meta.mteb_loader:
+        return load_raw_with_mteb(meta, subset, split)
     if meta.type in RETRIEVAL_TYPES:
         raw = (
             _load_local_retrieval(meta, folder, subset, split)
@@ -110,7 +115,126 @@ def load_raw(
     else:
         dd = _load_hub_splits(meta, subset)
     dd = apply_transform(meta, _normalise_columns(meta, dd))
-    return _finalise(meta, dd, split)
+    return _finalise(meta, dd, split, subset)
+
+
+# --------------------------------------------------------------------------- mteb's own loader
+
+
+def load_raw_with_mteb(meta: TaskMetadata, subset: str, split: str) -> dict[str, Dataset]:
+    """Rows of ``meta`` as the mteb task's own ``load_data()`` gives them (custom loaders,
+    ``dataset_transform``, extra ``load_dataset`` arguments), converted to fastmteb's raw form.
+
+    The task is narrowed to ``subset`` and ``split`` before loading, so only those are read
+    (tasks that load every subset at once, e.g. ``fast_loading``, still read them all).
+    """
+    if meta.params.get("local_only"):
+        raise TaskDataError(_local_only_message(meta))
+    task = _loaded_mteb_task(meta.name, meta.hf_revision, subset, split)
+    return raw_from_mteb_dataset(meta, task.dataset, subset, split)
+
+
+_MTEB_LOADED: dict[tuple[str, str, str, str], Any] = {}
+
+
+def _loaded_mteb_task(name: str, revision: str, subset: str, split: str) -> Any:
+    """The mteb task with its data loaded; the last one is kept, so the splits of one subset
+    (non-retrieval types load them all at once) are read once."""
+    key = (name, revision, subset, split)
+    for cached_key, task in _MTEB_LOADED.items():
+        if cached_key[:3] == key[:3] and (cached_key[3] == split or _has_split(task, subset, split)):
+            return task
+    import mteb
+
+    task = mteb.get_task(name)
+    if subset in task.hf_subsets and len(task.hf_subsets) > 1:
+        task = task.filter_languages(None, hf_subsets=[subset])
+    if task.metadata.type in RETRIEVAL_TYPES:
+        task = task.filter_eval_splits([split])
+    try:
+        task.load_data()
+        if hasattr(task, "convert_v1_dataset_format_to_v2"):  # retrieval loaders of mteb 1.x form
+            task.convert_v1_dataset_format_to_v2(num_proc=None)
+    except Exception as exc:  # noqa: BLE001 - any loader failure is a data problem for the user
+        raise TaskDataError(
+            f"{name}: mteb's loader failed for subset {subset!r}: {type(exc).__name__}: {exc}; "
+            "fix: check network access / HF_HUB_OFFLINE, or pass data_dir= a local copy"
+        ) from exc
+    _MTEB_LOADED.clear()
+    _MTEB_LOADED[key] = task
+    return task
+
+
+def _has_split(task: Any, subset: str, split: str) -> bool:
+    try:
+        return split in _mteb_subset(task.dataset, subset)
+    except (KeyError, TypeError):
+        return False
+
+
+def _mteb_subset(dataset: Any, subset: str) -> Any:
+    """mteb keeps a monolingual task's splits at the top level, a multilingual one's per subset."""
+    if isinstance(dataset, Mapping) and subset in dataset and not isinstance(dataset[subset], Dataset):
+        return dataset[subset]
+    if subset == "default":
+        return dataset
+    raise KeyError(subset)
+
+
+def raw_from_mteb_dataset(
+    meta: TaskMetadata, dataset: Any, subset: str, split: str
+) -> dict[str, Dataset]:
+    """mteb's loaded ``task.dataset`` -> fastmteb's raw form for one subset and split.
+
+    Retrieval family: ``{corpus, queries, relevant_docs, top_ranked}`` of the split -> ``corpus``,
+    ``queries``, ``qrels`` (and ``top_ranked``) datasets. Other types: the subset's splits with
+    the task's column names renamed to the canonical ones (``params["columns"]``), no further
+    transform (mteb's ``dataset_transform`` already ran).
+    """
+    try:
+        per_subset = _mteb_subset(dataset, subset)
+    except KeyError:
+        raise TaskDataError(
+            f"{meta.name}: mteb's loader gave no subset {subset!r} (has {list(dataset)[:10]}); "
+            "fix: evaluate one of those"
+        ) from None
+    if meta.type in RETRIEVAL_TYPES:
+        if split not in per_subset:
+            raise TaskDataError(
+                f"{meta.name}: mteb's loader gave no split {split!r} for subset {subset!r} "
+                f"(has {list(per_subset)}); fix: evaluate one of those"
+            )
+        data = per_subset[split]
+        qrels: dict[str, list] = {"query-id": [], "corpus-id": [], "score": []}
+        for query_id, docs in data["relevant_docs"].items():
+            for doc_id, score in docs.items():
+                qrels["query-id"].append(str(query_id))
+                qrels["corpus-id"].append(str(doc_id))
+                qrels["score"].append(int(score))
+        raw = {
+            "corpus": _with_string_ids(data["corpus"]),
+            "queries": _with_string_ids(data["queries"]),
+            "qrels": Dataset.from_dict(qrels, features=_QRELS_FEATURES),
+        }
+        if data.get("top_ranked"):
+            top = data["top_ranked"]
+            raw["top_ranked"] = Dataset.from_dict(
+                {"query-id": [str(q) for q in top], "corpus-ids": [[str(d) for d in v] for v in top.values()]},
+                features=Features({"query-id": Value("string"), "corpus-ids": Sequence(Value("string"))}),
+            )
+        raw = _finish_retrieval(meta, raw)
+        _validate_retrieval(meta, raw, split)
+        return raw
+    dd = DatasetDict({name: ds for name, ds in per_subset.items() if isinstance(ds, Dataset)})
+    renames = {actual: canonical for canonical, actual in meta.params.get("columns", {}).items()}
+    if renames:
+        dd = DatasetDict(
+            {
+                name: ds.rename_columns({a: c for a, c in renames.items() if a in ds.column_names})
+                for name, ds in dd.items()
+            }
+        )
+    return _finalise(meta, _normalise_columns(meta, dd), split, subset)
 
 
 def bundled_source(meta: TaskMetadata, subset: str) -> Path | None:
@@ -648,13 +772,15 @@ def _unpack_single_row(ds: Dataset) -> Dataset:
     return ds
 
 
-def _finalise(meta: TaskMetadata, dd: DatasetDict, split: str) -> dict[str, Dataset]:
+def _finalise(
+    meta: TaskMetadata, dd: DatasetDict, split: str, subset: str = "default"
+) -> dict[str, Dataset]:
     if split not in dd:
         raise TaskDataError(
             f"{meta.name}: split {split!r} not found (have {list(dd)}); fix: evaluate one of "
             f"{list(dd)} or provide {split} data"
         )
-    if meta.type == "Classification":
+    if meta.type == "Classification" and not meta.params.get("is_cross_validation"):
         train_split = meta.params.get("train_split", "train")
         if train_split not in dd:
             raise TaskDataError(
@@ -663,6 +789,8 @@ def _finalise(meta: TaskMetadata, dd: DatasetDict, split: str) -> dict[str, Data
             )
     if meta.type == "Clustering" and meta.params.get("clustering") == "legacy":
         kinds = _LEGACY_CLUSTERING_COLUMNS
+    elif meta.type == "BitextMining" and meta.params.get("parallel_subsets"):
+        kinds = {column: "str" for column in subset.split("-", 1)}  # columns named by language
     else:
         kinds = CANONICAL_COLUMNS[meta.type]
     out = {}
