@@ -302,8 +302,12 @@ def _is_bundled(meta: TaskMetadata) -> bool:
 
 def _cmd_tasks(args: argparse.Namespace) -> int:
     import fastmteb
+    from fastmteb.tasks.registry import benchmark_tasks, coverage
 
-    metas = fastmteb.get_benchmark(args.benchmark) if args.benchmark else fastmteb.get_tasks()
+    if args.benchmark:
+        metas, skipped = benchmark_tasks(args.benchmark)
+    else:
+        metas, skipped = fastmteb.get_tasks(), coverage()[1]
     if args.types:
         from fastmteb.tasks.base import TASK_TYPES
 
@@ -316,7 +320,9 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
             )
         wanted = {known[t.lower()] for t in args.types}
         metas = [m for m in metas if m.type in wanted]
+        skipped = {}
     title = f"{len(metas)} task(s)" + (f" in {args.benchmark}" if args.benchmark else "")
+    not_runnable = [f"not runnable: {name} ({why})" for name, why in skipped.items()]
     rows = [
         (
             m.name,
@@ -338,10 +344,12 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
         for row in rows:
             print("\t".join(row))
         print(f"# {title}")
+        for line in not_runnable:
+            print(f"# {line}")
         return EXIT_OK
     from rich.table import Table
 
-    table = Table(title=title)
+    table = Table(title=title, caption="\n".join(not_runnable) or None)
     for column in columns:
         table.add_column(column, justify="right" if column == "size" else "left", no_wrap=True)
     for row in rows:

@@ -165,6 +165,37 @@ def unsupported_reason(task: Any) -> str | None:
         return f"modalities {list(m.modalities)}: fastmteb encodes text only"
     if _overrides(task, "_evaluate_subset") is not None or _overrides(task, "evaluate") is not None:
         return "the task replaces mteb's evaluation with its own (_evaluate_subset)"
+    if _is(task, "retrieval") and m.main_score not in _retrieval_keys(task):
+        return f"main score {m.main_score!r} is a task-specific metric fastmteb does not compute"
+    return None
+
+
+def _retrieval_keys(task: Any) -> set[str]:
+    """The score keys fastmteb's retrieval scorer can give this task."""
+    keys = {
+        f"{family}_at_{k}"
+        for family in ("ndcg", "map", "recall", "precision", "mrr", "hit_rate")
+        for k in task.k_values
+    }
+    keys |= {f"max_over_subqueries_{key}" for key in keys} | {"accuracy"}
+    kind = _task_scores_kind(_overrides(task, "task_specific_scores"))
+    keys |= {key for _, k, key in _TASK_SCORE_MARKERS if k == kind}
+    return keys
+
+
+_TASK_SCORE_MARKERS = (
+    # (text in the task's task_specific_scores source, fastmteb's scorer, the score key it adds)
+    ("evaluate_p_mrr_change", "p_mrr", "p-MRR"),
+    ("robustness_at_10", "robustness_at_10", "robustness_at_10"),
+    ("paired_accuracy", "paired_accuracy", "paired_accuracy"),
+)
+
+
+def _task_scores_kind(extra: Any) -> str | None:
+    if extra is not None:
+        for marker, kind, _ in _TASK_SCORE_MARKERS:
+            if _source_contains(extra, marker):
+                return kind
     return None
 
 
@@ -182,8 +213,13 @@ def _type_params(task: Any) -> dict[str, Any]:
         if m.main_score.startswith("max_over_subqueries"):
             p["max_over_subqueries"] = True
         extra = _overrides(task, "task_specific_scores")
-        if extra is not None and _source_contains(extra, "evaluate_p_mrr_change"):
-            p["task_specific_scores"] = "p_mrr"
+        kind = _task_scores_kind(extra)
+        if kind is not None:
+            p["task_specific_scores"] = kind
+        elif extra is not None and not p.get("max_over_subqueries"):
+            # mteb adds metrics of this task's own (e.g. capped recall, level scores) that
+            # fastmteb does not compute; every standard metric and the main score are kept.
+            p["extra_scores_not_computed"] = True
     elif _is(task, "classification"):  # multilabel included
         p.update(
             samples_per_label=task.samples_per_label,
