@@ -92,6 +92,45 @@ def _load_raw(
     return load_raw(meta, subset, split, data_dir=data_dir)
 
 
+def _local_selection(
+    metas: list[TaskMetadata], data_dir: str | os.PathLike[str] | None
+) -> list[TaskMetadata]:
+    """With a data_dir: each task narrowed to the subsets/splits its folder holds, said in the log."""
+    if data_dir is None:
+        return metas
+    from fastmteb.data.loading import local_selection
+
+    out = []
+    for meta in metas:
+        kept = local_selection(meta, data_dir)
+        if kept is not meta:
+            logger.warning(
+                "%s: %s holds %d of %d subset(s) and %d of %d split(s); evaluating only those "
+                "(subsets %s, splits %s)",
+                meta.name,
+                data_dir,
+                len(kept.hf_subsets),
+                len(meta.hf_subsets),
+                len(kept.eval_splits),
+                len(meta.eval_splits),
+                ", ".join(kept.hf_subsets[:10]) + (" ..." if len(kept.hf_subsets) > 10 else ""),
+                ", ".join(kept.eval_splits),
+            )
+        out.append(kept)
+    return out
+
+
+def _partial_local_data(
+    requested: Sequence[TaskMetadata], evaluated: Sequence[TaskMetadata]
+) -> dict[str, dict[str, list[str]]]:
+    """{task: {"subsets": [...], "splits": [...]}} for tasks evaluated on part of their data."""
+    return {
+        new.name: {"subsets": list(new.hf_subsets), "splits": list(new.eval_splits)}
+        for old, new in zip(requested, evaluated, strict=True)
+        if new != old
+    }
+
+
 def _load_encoder(model: Any, **kwargs: Any) -> Encoder:
     from fastmteb.encoding import load_encoder
 
@@ -669,7 +708,7 @@ def prepare_run(
     """Load and prepare every (split, subset) of ``tasks``/``benchmark`` for ``encoder`` (an
     ``Encoder``, e.g. from ``load_encoder``); nothing is encoded yet. Unknown names raise at once;
     tasks that fail to load are in ``PreparedRun.failures``."""
-    metas = resolve_tasks(tasks, benchmark)
+    metas = _local_selection(resolve_tasks(tasks, benchmark), data_dir)
     if not metas:
         raise ValueError("no tasks to prepare: pass tasks=[names] or benchmark=NAME")
     pending = [
@@ -742,7 +781,9 @@ def evaluate(
     ``True`` also shards over a process group the caller initialised; ``False``: this process
     alone. ``dist_backend``: "nccl" (default when encoding on CUDA) or "gloo" (CPU).
     """
-    metas = resolve_tasks(tasks, benchmark)
+    requested = resolve_tasks(tasks, benchmark)
+    metas = _local_selection(requested, data_dir)
+    partial = _partial_local_data(requested, metas)
     if not metas:
         raise ValueError("no tasks to evaluate: pass tasks=[names] or benchmark=NAME")
     spill = _spill_settings(max_embedding_memory, cache_dir, output_folder, spill_dtype)
@@ -787,6 +828,8 @@ def evaluate(
                         "batch_tokens": batch_tokens,
                         "encoder_fingerprint": getattr(encoder, "fingerprint", None),
                     }
+                    if partial:  # tasks evaluated on the subsets/splits data_dir holds
+                        settings["partial_local_data"] = partial
                     if spill:
                         settings["max_embedding_memory"] = spill["max_embedding_memory"]
                         settings["spill_dtype"] = spill["spill_dtype"]
@@ -938,7 +981,11 @@ def _write_results(
                 )
                 meta_written = True
             result.to_disk(task_result_path(out_dir, name))
-            update_run_settings(out_dir, result, settings)
+            task_settings = dict(settings)
+            partial = task_settings.pop("partial_local_data", {})
+            if name in partial:  # this task ran on the part of its data that data_dir holds
+                task_settings["partial_local_data"] = partial[name]
+            update_run_settings(out_dir, result, task_settings)
         except Exception as e:  # noqa: BLE001 - e.g. a full disk: recorded, the others go on
             outcome.failures.append(_failure(name, "write", e))
             continue

@@ -41,6 +41,7 @@ __all__ = [
     "bundled_source",
     "load_raw",
     "load_raw_with_mteb",
+    "local_selection",
     "raw_from_mteb_dataset",
 ]
 
@@ -235,6 +236,48 @@ def raw_from_mteb_dataset(
             }
         )
     return _finalise(meta, _normalise_columns(meta, dd), split, subset)
+
+
+def local_selection(meta: TaskMetadata, data_dir: str | Path) -> TaskMetadata:
+    """``meta`` narrowed to the subsets and splits its ``data_dir`` folder holds (MANIFEST.md
+    layout). A folder with all of them, or with none (the loader then says what is missing),
+    gives ``meta`` back unchanged."""
+    from dataclasses import replace
+
+    if meta.local_dir is None:
+        return meta
+    folder = Path(data_dir) / meta.local_dir
+    if not folder.is_dir():
+        return meta
+    subsets = [
+        s
+        for s in meta.hf_subsets
+        if _subset_folder(meta, folder, s, must_exist=False) is not None
+    ]
+    if not subsets:
+        return meta
+    splits = [s for s in meta.eval_splits if any(_has_local_split(meta, folder, sub, s) for sub in subsets)]
+    if not splits:
+        return meta
+    if tuple(subsets) == meta.hf_subsets and tuple(splits) == meta.eval_splits:
+        return meta
+    return replace(
+        meta,
+        hf_subsets=tuple(subsets),
+        eval_splits=tuple(splits),
+        languages={s: meta.languages[s] for s in subsets if s in meta.languages},
+    )
+
+
+def _has_local_split(meta: TaskMetadata, folder: Path, subset: str, split: str) -> bool:
+    sub = _subset_folder(meta, folder, subset, must_exist=False)
+    if sub is None:
+        return False
+    if meta.type in RETRIEVAL_TYPES and not meta.params.get("old_format"):
+        qrels = sub / "qrels"
+        present = sorted(qrels.glob("*.tsv")) if qrels.is_dir() else []
+        return (qrels / f"{split}.tsv").is_file() or len(present) == 1
+    return _data_file(sub, split) is not None
 
 
 def bundled_source(meta: TaskMetadata, subset: str) -> Path | None:
