@@ -998,9 +998,7 @@ def _write_results(
 def _scored_on_every_rank(meta: TaskMetadata) -> bool:
     """Retrieval-family tasks search with retrieval.search, which shards the corpus over the
     ranks: every rank must score them, in the same order."""
-    from fastmteb.data.loading import RETRIEVAL_TYPES
-
-    return meta.type in RETRIEVAL_TYPES
+    return bool(getattr(_get_task_type(meta.type), "retrieval", False))
 
 
 def _distributed_context(

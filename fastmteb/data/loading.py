@@ -11,7 +11,7 @@ package.
   all for ``split``. Queries are those named
   in the qrels, in file order (mteb's loader filters them the same way).
 * every other type: one entry per split of the subset, with the canonical columns of the type
-  (``CANONICAL_COLUMNS``), after the task's dataset transform.
+  (its type object's ``schema``, see ``canonical_columns``), after the task's dataset transform.
 
 Bad data raises ``TaskDataError`` naming the task, the field and a fix.
 """
@@ -35,8 +35,8 @@ from fastmteb.tasks.base import TaskMetadata
 
 __all__ = [
     "BUNDLED_DIR",
-    "CANONICAL_COLUMNS",
     "RETRIEVAL_TYPES",
+    "canonical_columns",
     "TaskDataError",
     "bundled_source",
     "load_raw",
@@ -46,27 +46,31 @@ __all__ = [
 ]
 
 BUNDLED_DIR = Path(__file__).parent / "bundled"
+# The retrieval family's type names (for callers that only have a name); the type objects'
+# ``retrieval`` flag is what the loader itself reads.
 RETRIEVAL_TYPES = frozenset(
     {"Retrieval", "Reranking", "InstructionRetrieval", "InstructionReranking"}
 )
 
-# Column -> kind. Kinds: "str", "number", "label" (int/str/bool), "binary" (0/1), "labels"
-# (scalar label or list of them), "list[str]", "list[number]", "list".
-CANONICAL_COLUMNS: dict[str, dict[str, str]] = {
-    "STS": {"sentence1": "str", "sentence2": "str", "score": "number"},
-    "PairClassification": {"sentence1": "str", "sentence2": "str", "labels": "binary"},
-    "Classification": {"text": "str", "label": "label"},
-    "MultilabelClassification": {"text": "str", "label": "list"},
-    "Clustering": {"sentences": "str", "labels": "labels"},
-    "Summarization": {
-        "text": "str",
-        "human_summaries": "list[str]",
-        "machine_summaries": "list[str]",
-        "relevance": "list[number]",
-    },
-    "BitextMining": {"sentence1": "str", "sentence2": "str"},
-}
-_LEGACY_CLUSTERING_COLUMNS = {"sentences": "list[str]", "labels": "list"}
+
+def _task_type(meta: TaskMetadata) -> Any:
+    """The type object of ``meta``: it owns the column schema and the raw normalisation."""
+    from fastmteb.tasks.types import get_task_type
+
+    return get_task_type(meta.type)
+
+
+def _is_retrieval(meta: TaskMetadata) -> bool:
+    return bool(getattr(_task_type(meta), "retrieval", False))
+
+
+def canonical_columns(meta: TaskMetadata, subset: str = "default") -> dict[str, str]:
+    """Column -> kind of ``meta``'s rows (its type's ``schema``). Kinds: "str", "number", "label"
+    (int/str/bool), "binary" (0/1), "labels" (scalar label or list of them), "list[str]",
+    "list[number]", "list"."""
+    return _task_type(meta).schema(meta, subset)
+
+
 _FIX_BY_KIND = {
     "str": "every row needs a non-null string",
     "number": "every row needs a number",
@@ -103,7 +107,7 @@ def load_raw(
         folder = bundled_source(meta, subset)
     if folder is None and meta.mteb_loader:
         return load_raw_with_mteb(meta, subset, split)
-    if meta.type in RETRIEVAL_TYPES:
+    if _is_retrieval(meta):
         raw = (
             _load_local_retrieval(meta, folder, subset, split)
             if folder is not None
@@ -131,14 +135,14 @@ def load_raw_with_mteb(meta: TaskMetadata, subset: str, split: str) -> dict[str,
     """
     if meta.params.get("local_only"):
         raise TaskDataError(_local_only_message(meta))
-    task = _loaded_mteb_task(meta.name, meta.hf_revision, subset, split)
+    task = _loaded_mteb_task(meta.name, meta.hf_revision, subset, split, _is_retrieval(meta))
     return raw_from_mteb_dataset(meta, task.dataset, subset, split)
 
 
 _MTEB_LOADED: dict[tuple[str, str, str, str], Any] = {}
 
 
-def _loaded_mteb_task(name: str, revision: str, subset: str, split: str) -> Any:
+def _loaded_mteb_task(name: str, revision: str, subset: str, split: str, retrieval: bool) -> Any:
     """The mteb task with its data loaded; the last one is kept, so the splits of one subset
     (non-retrieval types load them all at once) are read once."""
     key = (name, revision, subset, split)
@@ -150,7 +154,7 @@ def _loaded_mteb_task(name: str, revision: str, subset: str, split: str) -> Any:
     task = mteb.get_task(name)
     if subset in task.hf_subsets and len(task.hf_subsets) > 1:
         task = task.filter_languages(None, hf_subsets=[subset])
-    if task.metadata.type in RETRIEVAL_TYPES:
+    if retrieval:  # loads split by split; the other types load every split of the subset
         task = task.filter_eval_splits([split])
     try:
         task.load_data()
@@ -199,7 +203,7 @@ def raw_from_mteb_dataset(
             f"{meta.name}: mteb's loader gave no subset {subset!r} (has {list(dataset)[:10]}); "
             "fix: evaluate one of those"
         ) from None
-    if meta.type in RETRIEVAL_TYPES:
+    if _is_retrieval(meta):
         if split not in per_subset:
             raise TaskDataError(
                 f"{meta.name}: mteb's loader gave no split {split!r} for subset {subset!r} "
@@ -273,7 +277,7 @@ def _has_local_split(meta: TaskMetadata, folder: Path, subset: str, split: str) 
     sub = _subset_folder(meta, folder, subset, must_exist=False)
     if sub is None:
         return False
-    if meta.type in RETRIEVAL_TYPES and not meta.params.get("old_format"):
+    if _is_retrieval(meta) and not meta.params.get("old_format"):
         qrels = sub / "qrels"
         present = sorted(qrels.glob("*.tsv")) if qrels.is_dir() else []
         return (qrels / f"{split}.tsv").is_file() or len(present) == 1
@@ -287,7 +291,7 @@ def bundled_source(meta: TaskMetadata, subset: str) -> Path | None:
     folder = BUNDLED_DIR / meta.local_dir
     if not folder.is_dir():
         return None
-    if meta.type in RETRIEVAL_TYPES or _subset_folder(meta, folder, subset, must_exist=False):
+    if _subset_folder(meta, folder, subset, must_exist=False) is not None:
         return folder
     return None
 
@@ -800,19 +804,8 @@ def _check_unique_ids(meta: TaskMetadata, ids: list[str], where: str) -> None:
 
 
 def _normalise_columns(meta: TaskMetadata, dd: DatasetDict) -> DatasetDict:
-    """Local files name the pair label ``label``; mteb's datasets name it ``labels``."""
-    if meta.type == "PairClassification":
-        columns = next(iter(dd.values())).column_names
-        if "label" in columns and "labels" not in columns:
-            dd = dd.rename_column("label", "labels")
-    return dd
-
-
-def _unpack_single_row(ds: Dataset) -> Dataset:
-    """mteb's legacy pair storage: one row holding the three lists -> one row per pair."""
-    if len(ds) == 1 and isinstance(ds[0].get("labels"), list):
-        return Dataset.from_dict(ds[0])
-    return ds
+    """The type's own raw normalisation (e.g. PairClassification's ``label`` -> ``labels``)."""
+    return _task_type(meta).normalise(meta, dd)
 
 
 def _finalise(
@@ -823,23 +816,17 @@ def _finalise(
             f"{meta.name}: split {split!r} not found (have {list(dd)}); fix: evaluate one of "
             f"{list(dd)} or provide {split} data"
         )
-    if meta.type == "Classification" and not meta.params.get("is_cross_validation"):
-        train_split = meta.params.get("train_split", "train")
-        if train_split not in dd:
+    task_type = _task_type(meta)
+    for required in task_type.required_splits(meta):
+        if required not in dd:
             raise TaskDataError(
-                f"{meta.name}: training split {train_split!r} not found (have {list(dd)}); "
-                f"fix: provide {train_split} data (classification trains a classifier on it)"
+                f"{meta.name}: training split {required!r} not found (have {list(dd)}); "
+                f"fix: provide {required} data (the task type needs it beside {split!r})"
             )
-    if meta.type == "Clustering" and meta.params.get("clustering") == "legacy":
-        kinds = _LEGACY_CLUSTERING_COLUMNS
-    elif meta.type == "BitextMining" and meta.params.get("parallel_subsets"):
-        kinds = {column: "str" for column in subset.split("-", 1)}  # columns named by language
-    else:
-        kinds = CANONICAL_COLUMNS[meta.type]
+    kinds = task_type.schema(meta, subset)
     out = {}
     for name, ds in dd.items():
-        if meta.type == "PairClassification":
-            ds = _unpack_single_row(ds)
+        ds = task_type.finalise_split(meta, ds)
         _check_columns(meta, ds, kinds, f"split {name!r}")
         out[name] = ds.select_columns(list(kinds))
     return out

@@ -29,7 +29,7 @@ from sklearn.model_selection import KFold
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.preprocessing import MultiLabelBinarizer
 
-from fastmteb.tasks._common import SEED, TaskTypeError, column, embedding, param, split_rows
+from fastmteb.tasks._common import RowType, SEED, TaskTypeError, column, embedding, param, split_rows
 from fastmteb.tasks.base import TaskMetadata, TextRequest
 
 
@@ -114,7 +114,14 @@ def _rows(meta: TaskMetadata, raw: Mapping[str, Any], split: str) -> tuple[list[
     return column(meta, rows, "text", f"split {split!r}"), column(meta, rows, "label", f"split {split!r}")
 
 
-class Classification:
+class Classification(RowType):
+    columns = {"text": "str", "label": "label"}
+
+    def required_splits(self, meta: TaskMetadata) -> tuple[str, ...]:
+        """The training split (cross-validated tasks train on folds of the evaluated split)."""
+        if param(meta, "is_cross_validation", False):
+            return ()
+        return (param(meta, "train_split", "train"),)
     name = "Classification"
 
     def prepare(
@@ -207,7 +214,8 @@ class MultilabelPrepared:
     eval_labels: list[list[Any]]
 
 
-class MultilabelClassification:
+class MultilabelClassification(RowType):
+    columns = {"text": "str", "label": "list"}
     name = "MultilabelClassification"
 
     def prepare(self, meta: TaskMetadata, raw: Mapping[str, Any], split: str, subset: str) -> MultilabelPrepared:

@@ -16,3 +16,33 @@ def test_every_declared_type_has_an_implementation():
 def test_unknown_type_names_close_matches():
     with pytest.raises(UnknownTaskTypeError, match="Clustering"):
         get_task_type("Clusterin")
+
+
+def test_each_type_owns_its_data_contract():
+    """Schema, raw normalisation, required splits and the runner's retrieval flag live on the type."""
+    from fastmteb.tasks.base import TaskMetadata
+
+    def meta(type_name, **params):
+        return TaskMetadata("T", type_name, "p", "r", "main", params=params)
+
+    retrieval = {"Retrieval", "Reranking", "InstructionRetrieval", "InstructionReranking"}
+    for name in TASK_TYPES:
+        task_type = get_task_type(name)
+        assert task_type.retrieval == (name in retrieval), name
+        if name not in retrieval:
+            schema = task_type.schema(meta(name), "default")
+            assert schema and all(isinstance(k, str) for k in schema.values()), name
+            assert callable(task_type.normalise) and callable(task_type.finalise_split)
+    assert get_task_type("STS").schema(meta("STS"), "default") == {
+        "sentence1": "str", "sentence2": "str", "score": "number"
+    }
+    assert get_task_type("Clustering").schema(meta("Clustering", clustering="legacy"), "x") == {
+        "sentences": "list[str]", "labels": "list"
+    }
+    bitext = get_task_type("BitextMining")
+    assert bitext.schema(meta("BitextMining", parallel_subsets=True), "eng_Latn-deu_Latn") == {
+        "eng_Latn": "str", "deu_Latn": "str"
+    }
+    classification = get_task_type("Classification")
+    assert classification.required_splits(meta("Classification")) == ("train",)
+    assert classification.required_splits(meta("Classification", is_cross_validation=True)) == ()
