@@ -99,3 +99,18 @@ def test_objects_and_benchmark_objects(mteb):
     assert meta.hf_subsets == ("de-en",) and get_task(meta) is meta
     bench = mteb.get_benchmark("NanoBEIR")
     assert [m.name for m in get_benchmark(bench)] == [t.metadata.name for t in bench.tasks]
+
+
+def test_evaluate_accepts_mteb_objects(mteb):
+    from fastmteb.runner import resolve_tasks
+
+    assert [m.name for m in resolve_tasks(mteb.get_tasks(tasks=["STS12", "SciFact"]))] == [
+        "STS12",
+        "SciFact",
+    ]
+    (sts17,) = resolve_tasks(mteb.get_task("STS17", hf_subsets=["en-en"]))
+    assert sts17.hf_subsets == ("en-en",)
+    nano = mteb.get_benchmark("NanoBEIR")
+    assert len(resolve_tasks(nano)) == len(resolve_tasks(benchmark=nano)) == len(nano.tasks)
+    mixed = resolve_tasks(["SciFactReranking", mteb.get_task("SICK-R")], benchmark="fastmteb-mini")
+    assert [m.name for m in mixed][-1] == "Tatoeba"  # duplicates keep their first occurrence
