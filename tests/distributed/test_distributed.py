@@ -251,7 +251,7 @@ def make_data(folder: Path, n_docs: int = 260, n_queries: int = 40) -> Path:
     (folder / "SciFact" / "queries.jsonl").write_text("".join(queries))
     for task in ("STSBenchmark", "SICK-R"):
         (folder / task).mkdir()
-        with open(SHARED / task / "test.jsonl", encoding="utf-8") as handle:
+        with open(shared_path(task, "test.jsonl"), encoding="utf-8") as handle:
             (folder / task / "test.jsonl").write_text("".join(handle.readlines()[:50]))
     return folder
 
