@@ -65,6 +65,8 @@ def column(meta: TaskMetadata, rows: Any, name: str, what: str) -> list:
             f"task {meta.name!r}: {what} has no column {name!r} (columns: {sorted(names)}); "
             "the loader must return the canonical columns of its type (see fastmteb.tasks.base)"
         )
+    if hasattr(rows, "with_format"):  # a datasets.Dataset: read the Arrow column, not row by row
+        return rows.with_format("arrow")[name].to_pylist()
     return list(rows[name])
 
 
