@@ -251,14 +251,15 @@ def _type_params(task: Any) -> dict[str, Any]:
         p["clustering"] = "legacy"
     elif _is(task, "pair"):
         p.update(
-            input1_prompt_type=task.input1_prompt_type, input2_prompt_type=task.input2_prompt_type
+            input1_prompt_type=_plain(task.input1_prompt_type),
+            input2_prompt_type=_plain(task.input2_prompt_type),
         )
     elif _is(task, "sts") or _is(task, "summarization"):
         p.update(min_score=task.min_score, max_score=task.max_score)
         if _is(task, "sts"):
             for attr in ("input1_prompt_type", "input2_prompt_type"):
                 if getattr(task, attr, None) is not None:
-                    p[attr] = getattr(task, attr)
+                    p[attr] = _plain(getattr(task, attr))
     elif _is(task, "bitext"):
         p["parallel_subsets"] = task.parallel_subsets
     columns = _renamed_columns(task, m.type)
@@ -268,6 +269,11 @@ def _type_params(task: Any) -> dict[str, Any]:
         p["fast_loading"] = True
     p["abstask_prompt"] = getattr(task, "abstask_prompt", None)
     return p
+
+
+def _plain(value: Any) -> Any:
+    """mteb's ``PromptType.query`` -> "query" (fastmteb's prompt types are plain strings)."""
+    return getattr(value, "value", value)
 
 
 def _renamed_columns(task: Any, type_name: str) -> dict[str, str]:

@@ -162,8 +162,9 @@ def _cache_file() -> Path | None:
         mteb_version = version("mteb")
     except Exception:  # noqa: BLE001 - no mteb installed: nothing to cache
         return None
-    adapter = Path(__file__).with_name("mteb_adapter.py").read_bytes()
-    key = hashlib.sha256(adapter + Path(__file__).with_name("base.py").read_bytes()).hexdigest()[:12]
+    here = Path(__file__).parent  # the code that derives and (de)serialises the entries
+    sources = b"".join((here / f).read_bytes() for f in ("mteb_adapter.py", "base.py", "registry.py"))
+    key = hashlib.sha256(sources).hexdigest()[:12]
     root = Path(setting) if setting else Path(
         os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")
     ) / "fastmteb"
