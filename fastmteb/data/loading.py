@@ -119,7 +119,7 @@ def load_raw(
         dd = _load_local_splits(meta, folder, subset)
     else:
         dd = _load_hub_splits(meta, subset)
-    dd = apply_transform(meta, _normalise_columns(meta, dd))
+    dd = apply_transform(meta, _normalise_columns(meta, _rename_task_columns(meta, dd)))
     return _finalise(meta, dd, split, subset)
 
 
@@ -231,15 +231,28 @@ def raw_from_mteb_dataset(
         _validate_retrieval(meta, raw, split)
         return raw
     dd = DatasetDict({name: ds for name, ds in per_subset.items() if isinstance(ds, Dataset)})
+    return _finalise(meta, _normalise_columns(meta, _rename_task_columns(meta, dd)), split, subset)
+
+
+def _rename_task_columns(meta: TaskMetadata, dd: DatasetDict) -> DatasetDict:
+    """A task whose mteb class reads other column names (``params["columns"]``, e.g.
+    UkrSedUASmallSTSv1's ``query``/``passage``) gets them renamed to its type's canonical ones;
+    rows that already use the canonical names pass unchanged."""
     renames = {actual: canonical for canonical, actual in meta.params.get("columns", {}).items()}
-    if renames:
-        dd = DatasetDict(
-            {
-                name: ds.rename_columns({a: c for a, c in renames.items() if a in ds.column_names})
-                for name, ds in dd.items()
-            }
-        )
-    return _finalise(meta, _normalise_columns(meta, dd), split, subset)
+    if not renames:
+        return dd
+    return DatasetDict(
+        {
+            name: ds.rename_columns(
+                {
+                    a: c
+                    for a, c in renames.items()
+                    if a in ds.column_names and c not in ds.column_names
+                }
+            )
+            for name, ds in dd.items()
+        }
+    )
 
 
 def local_selection(meta: TaskMetadata, data_dir: str | Path) -> TaskMetadata:

@@ -220,3 +220,27 @@ def test_custom_load_data(hub, shared_data, tmp_path):
     got_labels = column_values(got["train"], "label")
     got_names = got["train"].features["label"].names
     assert [got_names[i] for i in got_labels] == column_values(want["train"], "label")
+
+
+def test_task_column_names_are_renamed_on_every_path(hub, shared_data, tmp_path):
+    """UkrSedUASmallSTSv1's class reads ``query``/``passage``: hub rows with those names load
+    through fastmteb's own loader, and mteb's, into the canonical sentence1/sentence2."""
+    meta = get_task("UkrSedUASmallSTSv1")
+    assert meta.params["columns"] == {"sentence1": "query", "sentence2": "passage"}
+    assert not meta.mteb_loader
+    rows = _rows(shared_data / "STSBenchmark" / "test.jsonl")[:50]
+    hub.add(
+        meta.hf_path,
+        "default",
+        {s: _ds(rows, {"sentence1": "query", "sentence2": "passage"}) for s in meta.eval_splits},
+    )
+    split = meta.eval_splits[0]
+    via_fastmteb = load_raw(meta, "default", split)
+    via_mteb = load_raw_with_mteb(meta, "default", split)
+    (tmp_path / meta.name).mkdir()
+    (tmp_path / meta.name / f"{split}.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8"
+    )
+    local = load_raw(meta, "default", split, data_dir=tmp_path)
+    _assert_same(via_fastmteb, local)
+    _assert_same(via_mteb, local)
