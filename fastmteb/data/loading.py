@@ -135,7 +135,11 @@ def load_raw_with_mteb(meta: TaskMetadata, subset: str, split: str) -> dict[str,
     """
     if meta.params.get("local_only"):
         raise TaskDataError(_local_only_message(meta))
-    task = _loaded_mteb_task(meta.name, meta.hf_revision, subset, split, _is_retrieval(meta))
+    if meta.params.get("parallel_subsets"):
+        # One dataset holds every language as a column: load it once for all "xx-yy" subsets.
+        task = _loaded_mteb_task(meta.name, meta.hf_revision, "*", split, False)
+    else:
+        task = _loaded_mteb_task(meta.name, meta.hf_revision, subset, split, _is_retrieval(meta))
     return raw_from_mteb_dataset(meta, task.dataset, subset, split)
 
 
@@ -152,7 +156,7 @@ def _loaded_mteb_task(name: str, revision: str, subset: str, split: str, retriev
     import mteb
 
     task = mteb.get_task(name)
-    if subset in task.hf_subsets and len(task.hf_subsets) > 1:
+    if subset != "*" and subset in task.hf_subsets and len(task.hf_subsets) > 1:
         task = task.filter_languages(None, hf_subsets=[subset])
     if retrieval:  # loads split by split; the other types load every split of the subset
         task = task.filter_eval_splits([split])
@@ -172,6 +176,8 @@ def _loaded_mteb_task(name: str, revision: str, subset: str, split: str, retriev
 
 def _has_split(task: Any, subset: str, split: str) -> bool:
     try:
+        if subset == "*":
+            return split in task.dataset
         return split in _mteb_subset(task.dataset, subset)
     except (KeyError, TypeError):
         return False
@@ -197,7 +203,10 @@ def raw_from_mteb_dataset(
     transform (mteb's ``dataset_transform`` already ran).
     """
     try:
-        per_subset = _mteb_subset(dataset, subset)
+        if meta.params.get("parallel_subsets") and subset not in dataset:
+            per_subset = dataset  # split -> rows with one column per language (mteb's parallel form)
+        else:
+            per_subset = _mteb_subset(dataset, subset)
     except KeyError:
         raise TaskDataError(
             f"{meta.name}: mteb's loader gave no subset {subset!r} (has {list(dataset)[:10]}); "

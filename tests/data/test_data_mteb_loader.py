@@ -244,3 +244,21 @@ def test_task_column_names_are_renamed_on_every_path(hub, shared_data, tmp_path)
     local = load_raw(meta, "default", split, data_dir=tmp_path)
     _assert_same(via_fastmteb, local)
     _assert_same(via_mteb, local)
+
+
+def test_parallel_bitext_loads_once_for_every_language_pair(hub, shared_data):
+    """NTREX-style tasks keep every language as a column of one dataset; mteb's own loader reads
+    it once and each "xx-yy" subset takes its two columns."""
+    meta = get_task("NTREXBitextMining")
+    assert meta.params["parallel_subsets"] and meta.mteb_loader
+    subset = meta.hf_subsets[0]
+    first, second = subset.split("-")
+    rows = _rows(shared_data / "Tatoeba" / "deu-eng" / "test.jsonl")[:40]
+    languages = {lang for s in meta.hf_subsets[:3] for lang in s.split("-")}
+    columns = {lang: [r["sentence1"] + f" {lang}" for r in rows] for lang in sorted(languages)}
+    split = meta.eval_splits[0]
+    hub.add(meta.hf_path, "default", {split: Dataset.from_dict(columns)})
+    raws = [load_raw(meta, s, split) for s in meta.hf_subsets[:3]]
+    assert len(hub.calls) == 1  # one load for all three pairs
+    assert column_values(raws[0][split], first) == columns[first]
+    assert column_values(raws[0][split], second) == columns[second]
