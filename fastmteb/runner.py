@@ -131,6 +131,15 @@ def _partial_local_data(
     }
 
 
+def _release_loader_data() -> None:
+    """Every task is prepared: drop the rows mteb's loader path keeps for the next subset."""
+    import sys
+
+    loading = sys.modules.get("fastmteb.data.loading")
+    if loading is not None:
+        loading.release_mteb_data()
+
+
 def _load_encoder(model: Any, **kwargs: Any) -> Encoder:
     from fastmteb.encoding import load_encoder
 
@@ -615,6 +624,7 @@ class PreparedRun:
         pool = _make_pool(encoder, cache_dir, progress, **(spill or {}))
         outcome = _Outcome()
         loaded = _load_all(pending, pool, data_dir, clock, progress, outcome, raw_transform)
+        _release_loader_data()
         return cls(encoder, pool, loaded, outcome.failures, clock, spill)
 
     @property

@@ -43,6 +43,7 @@ __all__ = [
     "load_raw_with_mteb",
     "local_selection",
     "raw_from_mteb_dataset",
+    "release_mteb_data",
 ]
 
 BUNDLED_DIR = Path(__file__).parent / "bundled"
@@ -135,28 +136,37 @@ def load_raw_with_mteb(meta: TaskMetadata, subset: str, split: str) -> dict[str,
     """
     if meta.params.get("local_only"):
         raise TaskDataError(_local_only_message(meta))
-    if meta.params.get("parallel_subsets"):
-        # One dataset holds every language as a column: load it once for all "xx-yy" subsets.
-        task = _loaded_mteb_task(meta.name, meta.hf_revision, "*", split, False)
-    else:
-        task = _loaded_mteb_task(meta.name, meta.hf_revision, subset, split, _is_retrieval(meta))
+    task = _loaded_mteb_task(meta, subset, split)
     return raw_from_mteb_dataset(meta, task.dataset, subset, split)
 
 
+# The last mteb task loaded, with its data: the other splits (and, for tasks that load every
+# subset at once, the other subsets) of a task are read from it instead of loading again.
 _MTEB_LOADED: dict[tuple[str, str, str, str], Any] = {}
 
 
-def _loaded_mteb_task(name: str, revision: str, subset: str, split: str, retrieval: bool) -> Any:
-    """The mteb task with its data loaded; the last one is kept, so the splits of one subset
-    (non-retrieval types load them all at once) are read once."""
-    key = (name, revision, subset, split)
+def release_mteb_data() -> None:
+    """Drop the mteb task kept by ``load_raw_with_mteb`` (its rows) once a run has prepared it."""
+    _MTEB_LOADED.clear()
+
+
+def _loaded_mteb_task(meta: TaskMetadata, subset: str, split: str) -> Any:
+    """The mteb task of ``meta`` with the data of ``subset``/``split`` loaded by its own code."""
+    retrieval = _is_retrieval(meta)
+    # Tasks whose loader reads one dataset for every subset (a ``lang`` column, or one column per
+    # language) load once for all subsets; the others load the one subset asked for.
+    whole = bool(meta.params.get("parallel_subsets") or meta.params.get("fast_loading"))
+    load_subset = "*" if whole else subset
+    key = (meta.name, meta.hf_revision, load_subset, split)
     for cached_key, task in _MTEB_LOADED.items():
-        if cached_key[:3] == key[:3] and (cached_key[3] == split or _has_split(task, subset, split)):
+        if cached_key[:3] == key[:3] and (
+            cached_key[3] == split or (not retrieval and _has_split(meta, task, subset, split))
+        ):
             return task
     import mteb
 
-    task = mteb.get_task(name)
-    if subset != "*" and subset in task.hf_subsets and len(task.hf_subsets) > 1:
+    task = mteb.get_task(meta.name)
+    if not whole and subset in task.hf_subsets and len(task.hf_subsets) > 1:
         task = task.filter_languages(None, hf_subsets=[subset])
     if retrieval:  # loads split by split; the other types load every split of the subset
         task = task.filter_eval_splits([split])
@@ -166,17 +176,17 @@ def _loaded_mteb_task(name: str, revision: str, subset: str, split: str, retriev
             task.convert_v1_dataset_format_to_v2(num_proc=None)
     except Exception as exc:  # noqa: BLE001 - any loader failure is a data problem for the user
         raise TaskDataError(
-            f"{name}: mteb's loader failed for subset {subset!r}: {type(exc).__name__}: {exc}; "
-            "fix: check network access / HF_HUB_OFFLINE, or pass data_dir= a local copy"
+            f"{meta.name}: mteb's loader failed for subset {subset!r}: {type(exc).__name__}: "
+            f"{exc}; fix: check network access / HF_HUB_OFFLINE, or pass data_dir= a local copy"
         ) from exc
     _MTEB_LOADED.clear()
     _MTEB_LOADED[key] = task
     return task
 
 
-def _has_split(task: Any, subset: str, split: str) -> bool:
+def _has_split(meta: TaskMetadata, task: Any, subset: str, split: str) -> bool:
     try:
-        if subset == "*":
+        if meta.params.get("parallel_subsets"):
             return split in task.dataset
         return split in _mteb_subset(task.dataset, subset)
     except (KeyError, TypeError):

@@ -186,6 +186,7 @@ def test_bitext_mining_fast_loading(hub, shared_data):
             load_raw_with_mteb(meta, subset, "test"),
             load_raw(meta, subset, "test", data_dir=shared_data),
         )
+    assert len(hub.calls) == 1  # every subset comes from one load
 
 
 def test_custom_load_data(hub, shared_data, tmp_path):
