@@ -36,9 +36,9 @@ from fastmteb.tasks.base import TaskMetadata
 __all__ = [
     "BUNDLED_DIR",
     "RETRIEVAL_TYPES",
-    "canonical_columns",
     "TaskDataError",
     "bundled_source",
+    "canonical_columns",
     "load_raw",
     "load_raw_with_mteb",
     "local_selection",
@@ -174,7 +174,7 @@ def _loaded_mteb_task(meta: TaskMetadata, subset: str, split: str) -> Any:
         task.load_data()
         if hasattr(task, "convert_v1_dataset_format_to_v2"):  # retrieval loaders of mteb 1.x form
             task.convert_v1_dataset_format_to_v2(num_proc=None)
-    except Exception as exc:  # noqa: BLE001 - any loader failure is a data problem for the user
+    except Exception as exc:  # any loader failure is a data problem for the user
         raise TaskDataError(
             f"{meta.name}: mteb's loader failed for subset {subset!r}: {type(exc).__name__}: "
             f"{exc}; fix: check network access / HF_HUB_OFFLINE, or pass data_dir= a local copy"

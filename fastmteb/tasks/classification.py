@@ -29,7 +29,15 @@ from sklearn.model_selection import KFold
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.preprocessing import MultiLabelBinarizer
 
-from fastmteb.tasks._common import RowType, SEED, TaskTypeError, column, embedding, param, split_rows
+from fastmteb.tasks._common import (
+    SEED,
+    RowType,
+    TaskTypeError,
+    column,
+    embedding,
+    param,
+    split_rows,
+)
 from fastmteb.tasks.base import TaskMetadata, TextRequest
 
 

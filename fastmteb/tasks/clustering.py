@@ -23,7 +23,15 @@ import numpy as np
 from sklearn.cluster import MiniBatchKMeans
 from sklearn.metrics.cluster import adjusted_mutual_info_score, v_measure_score
 
-from fastmteb.tasks._common import RowType, SEED, TaskTypeError, column, embedding, param, split_rows
+from fastmteb.tasks._common import (
+    SEED,
+    RowType,
+    TaskTypeError,
+    column,
+    embedding,
+    param,
+    split_rows,
+)
 from fastmteb.tasks.base import TaskMetadata, TextRequest
 
 

@@ -66,7 +66,10 @@ LOCAL_OVERRIDES: dict[str, dict[str, Any]] = {
 # mteb's canonical column names per type; a task whose class names others gets them renamed.
 _COLUMN_ATTRS: dict[str, dict[str, tuple[str, str]]] = {
     # type: {canonical column: (class attribute, mteb default)}
-    "Classification": {"text": ("input_column_name", "text"), "label": ("label_column_name", "label")},
+    "Classification": {
+        "text": ("input_column_name", "text"),
+        "label": ("label_column_name", "label"),
+    },
     "MultilabelClassification": {
         "text": ("input_column_name", "text"),
         "label": ("label_column_name", "label"),
@@ -89,7 +92,14 @@ _COLUMN_ATTRS: dict[str, dict[str, tuple[str, str]]] = {
 }
 
 # Methods of a task's own class (not mteb's abstract bases) that change how its data loads.
-_LOADING_METHODS = ("load_data", "dataset_transform", "fast_load", "_load_corpus", "_load_qrels", "_load_queries")
+_LOADING_METHODS = (
+    "load_data",
+    "dataset_transform",
+    "fast_load",
+    "_load_corpus",
+    "_load_qrels",
+    "_load_queries",
+)
 
 
 class UnsupportedTaskError(ValueError):
@@ -101,7 +111,9 @@ def _task_classes(task: Any) -> list[type]:
     return [
         c
         for c in type(task).__mro__
-        if c is not object and not c.__module__.startswith("mteb.abstasks") and c.__module__ != "abc"
+        if c is not object
+        and not c.__module__.startswith("mteb.abstasks")
+        and c.__module__ != "abc"
     ]
 
 
@@ -156,7 +168,6 @@ def _is(task: Any, base: str) -> bool:
 def unsupported_reason(task: Any) -> str | None:
     """Why fastmteb cannot run ``task`` (None when it can)."""
     m = task.metadata
-    bases = _bases()
     if _is(task, "aggregate"):
         return "aggregate task (its score is the mean of other tasks' results; run those tasks)"
     if m.type not in TASK_TYPES:
@@ -201,7 +212,6 @@ def _task_scores_kind(extra: Any) -> str | None:
 
 def _type_params(task: Any) -> dict[str, Any]:
     """The type parameters fastmteb's scorers read, with mteb's attribute names and values."""
-    bases = _bases()
     m = task.metadata
     p: dict[str, Any] = {}
     if _is(task, "retrieval"):

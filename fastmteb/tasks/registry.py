@@ -131,7 +131,9 @@ def coverage() -> tuple[dict[str, TaskMetadata], dict[str, str]]:
     """(runnable mteb text tasks by name, {unsupported task: reason}), over mteb's text tasks."""
     cached = _CACHE.get("coverage")
     if cached is not None:
-        return {n: _from_json(d) for n, d in cached["runnable"].items()}, dict(cached["unsupported"])
+        return {n: _from_json(d) for n, d in cached["runnable"].items()}, dict(
+            cached["unsupported"]
+        )
     from fastmteb.tasks.mteb_adapter import metadata_from_task, unsupported_reason
 
     runnable: dict[str, TaskMetadata] = {}
@@ -163,11 +165,15 @@ def _cache_file() -> Path | None:
     except Exception:  # noqa: BLE001 - no mteb installed: nothing to cache
         return None
     here = Path(__file__).parent  # the code that derives and (de)serialises the entries
-    sources = b"".join((here / f).read_bytes() for f in ("mteb_adapter.py", "base.py", "registry.py"))
+    sources = b"".join(
+        (here / f).read_bytes() for f in ("mteb_adapter.py", "base.py", "registry.py")
+    )
     key = hashlib.sha256(sources).hexdigest()[:12]
-    root = Path(setting) if setting else Path(
-        os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")
-    ) / "fastmteb"
+    root = (
+        Path(setting)
+        if setting
+        else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "fastmteb"
+    )
     return root / f"catalogue-mteb{mteb_version}-{key}.json"
 
 
@@ -245,13 +251,17 @@ def _from_mteb_object(task: Any) -> TaskMetadata:
 
 
 def _mteb_task_meta(name: str) -> TaskMetadata:
-    cached = _CACHE.get(f"task:{name}") or (_CACHE.get("coverage") or {}).get("runnable", {}).get(name)
+    cached = _CACHE.get(f"task:{name}") or (_CACHE.get("coverage") or {}).get("runnable", {}).get(
+        name
+    )
     if cached is not None:
         return _from_json(cached)
     try:
         task = _mteb().get_task(name)
     except KeyError:
-        raise _unknown("task", name, [*FASTMTEB_TASKS, *(t.metadata.name for t in _mteb_text_tasks())]) from None
+        raise _unknown(
+            "task", name, [*FASTMTEB_TASKS, *(t.metadata.name for t in _mteb_text_tasks())]
+        ) from None
     meta = _from_mteb_object(task)
     _CACHE.put(f"task:{name}", _to_json(meta))
     return meta
@@ -302,7 +312,9 @@ def get_tasks(
     return selected
 
 
-def _narrowed(meta: TaskMetadata, eval_splits: Sequence[str], hf_subsets: Sequence[str]) -> TaskMetadata:
+def _narrowed(
+    meta: TaskMetadata, eval_splits: Sequence[str], hf_subsets: Sequence[str]
+) -> TaskMetadata:
     if tuple(eval_splits) == meta.eval_splits and tuple(hf_subsets) == meta.hf_subsets:
         return meta
     return replace(
@@ -334,7 +346,9 @@ def benchmark_tasks(benchmark: str | Any) -> tuple[list[TaskMetadata], dict[str,
     if isinstance(benchmark, str):
         cached = _CACHE.get(f"benchmark:{benchmark}")
         if cached is not None:
-            metas = [_narrowed(get_task(n), splits, subsets) for n, splits, subsets in cached["tasks"]]
+            metas = [
+                _narrowed(get_task(n), splits, subsets) for n, splits, subsets in cached["tasks"]
+            ]
             return metas, dict(cached["skipped"])
         try:
             bench = _mteb().get_benchmark(benchmark)
@@ -351,7 +365,9 @@ def benchmark_tasks(benchmark: str | Any) -> tuple[list[TaskMetadata], dict[str,
         if reason is not None:
             skipped[task.metadata.name] = reason
             continue
-        meta = get_task(task.metadata.name) if isinstance(benchmark, str) else _from_mteb_object(task)
+        meta = (
+            get_task(task.metadata.name) if isinstance(benchmark, str) else _from_mteb_object(task)
+        )
         meta = _narrowed(meta, tuple(task.eval_splits), tuple(task.hf_subsets))
         metas.append(meta)
         entries.append([meta.name, list(meta.eval_splits), list(meta.hf_subsets)])

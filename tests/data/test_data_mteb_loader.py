@@ -14,11 +14,11 @@ import pytest
 
 mteb = pytest.importorskip("mteb")
 
-from datasets import Dataset, DatasetDict  # noqa: E402
+from datasets import Dataset, DatasetDict
 
-from fastmteb.data.loading import load_raw, load_raw_with_mteb  # noqa: E402
-from fastmteb.data.transforms import column_values, stratified_subsampling  # noqa: E402
-from fastmteb.tasks.registry import get_task  # noqa: E402
+from fastmteb.data.loading import load_raw, load_raw_with_mteb
+from fastmteb.data.transforms import column_values, stratified_subsampling
+from fastmteb.tasks.registry import get_task
 
 
 def _rows(path: Path) -> list[dict]:
@@ -56,10 +56,10 @@ class FakeHub:
 @pytest.fixture
 def hub(monkeypatch):
     import datasets
-    import mteb.abstasks.abstask as abstask
     import mteb.abstasks.retrieval_dataset_loaders as retrieval_loaders
+    from mteb.abstasks import abstask
 
-    import fastmteb.data.loading as loading
+    from fastmteb.data import loading
 
     fake = FakeHub()
     monkeypatch.setattr(datasets, "load_dataset", fake.load_dataset)
@@ -77,7 +77,10 @@ def _assert_same(got: dict, want: dict) -> None:
     for key in want:
         assert got[key].column_names == want[key].column_names, key
         for column in want[key].column_names:
-            assert column_values(got[key], column) == column_values(want[key], column), (key, column)
+            assert column_values(got[key], column) == column_values(want[key], column), (
+                key,
+                column,
+            )
 
 
 def test_sts(hub, shared_data, tmp_path):
@@ -97,7 +100,9 @@ def test_sts(hub, shared_data, tmp_path):
 def test_classification(hub, shared_data):
     meta = get_task("Banking77Classification")
     folder = shared_data / "Banking77Classification"
-    hub.add(meta.hf_path, "default", {s: _ds(_rows(folder / f"{s}.jsonl")) for s in ("train", "test")})
+    hub.add(
+        meta.hf_path, "default", {s: _ds(_rows(folder / f"{s}.jsonl")) for s in ("train", "test")}
+    )
     _assert_same(
         load_raw_with_mteb(meta, "default", "test"),
         load_raw(meta, "default", "test", data_dir=shared_data),
@@ -158,8 +163,11 @@ def test_retrieval(hub, shared_data):
     for key in ("corpus", "queries"):
         for column in ("id", "text"):
             assert column_values(got[key], column) == column_values(want[key], column)
-    pairs = lambda raw: sorted(  # noqa: E731 - mteb's qrels are a dict: compare as a set
-        zip(*(column_values(raw["qrels"], c) for c in ("query-id", "corpus-id", "score")), strict=True)
+    pairs = lambda raw: sorted(
+        zip(
+            *(column_values(raw["qrels"], c) for c in ("query-id", "corpus-id", "score")),
+            strict=True,
+        )
     )
     assert pairs(got) == pairs(want)
     assert column_values(got["corpus"], "title") == column_values(want["corpus"], "title")
@@ -179,7 +187,9 @@ def test_bitext_mining_fast_loading(hub, shared_data):
     meta = get_task("Tatoeba")
     rows = []
     for subset in ("deu-eng", "fra-eng"):
-        rows += [{**r, "lang": subset} for r in _rows(shared_data / "Tatoeba" / subset / "test.jsonl")]
+        rows += [
+            {**r, "lang": subset} for r in _rows(shared_data / "Tatoeba" / subset / "test.jsonl")
+        ]
     hub.add(meta.hf_path, "default", {"test": _ds(rows)})
     for subset in ("deu-eng", "fra-eng"):
         _assert_same(

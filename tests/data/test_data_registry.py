@@ -18,7 +18,6 @@ from fastmteb.tasks.registry import (
 )
 
 
-
 @pytest.fixture(scope="module")
 def mteb():
     return pytest.importorskip("mteb")

@@ -11,9 +11,9 @@ import pytest
 
 mteb = pytest.importorskip("mteb")
 
-from fastmteb.data.transforms import TRANSFORMS  # noqa: E402
-from fastmteb.tasks.registry import benchmark_tasks, coverage, get_tasks  # noqa: E402
-from fastmteb.tasks.types import get_task_type  # noqa: E402
+from fastmteb.data.transforms import TRANSFORMS
+from fastmteb.tasks.registry import benchmark_tasks, coverage, get_tasks
+from fastmteb.tasks.types import get_task_type
 
 AGGREGATE = "aggregate task"
 NOT_RUNNABLE = {

@@ -16,8 +16,8 @@ import pytest
 
 mteb = pytest.importorskip("mteb")
 
-from fastmteb.tasks.base import TaskMetadata  # noqa: E402
-from fastmteb.tasks.mteb_adapter import (  # noqa: E402
+from fastmteb.tasks.base import TaskMetadata
+from fastmteb.tasks.mteb_adapter import (
     UnsupportedTaskError,
     metadata_from_task,
     unsupported_reason,
