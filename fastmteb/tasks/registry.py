@@ -122,8 +122,14 @@ def _mteb() -> Any:
 
 @lru_cache(maxsize=1)
 def _mteb_text_tasks() -> tuple[Any, ...]:
-    """mteb's text-only tasks (``mteb.get_tasks(modalities=["text"], exclusive_modality_filter=True)``)."""
-    return tuple(_mteb().get_tasks(modalities=["text"], exclusive_modality_filter=True))
+    """mteb's text-only tasks, superseded ones included (MTEB(eng, v2) still uses some, e.g.
+    Banking77Classification): ``mteb.get_tasks(modalities=["text"],
+    exclusive_modality_filter=True, exclude_superseded=False)``."""
+    return tuple(
+        _mteb().get_tasks(
+            modalities=["text"], exclusive_modality_filter=True, exclude_superseded=False
+        )
+    )
 
 
 @lru_cache(maxsize=1)
