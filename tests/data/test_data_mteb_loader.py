@@ -273,3 +273,38 @@ def test_parallel_bitext_loads_once_for_every_language_pair(hub, shared_data):
     assert len(hub.calls) == 1  # one load for all three pairs
     assert column_values(raws[0][split], first) == columns[first]
     assert column_values(raws[0][split], second) == columns[second]
+
+
+def test_reranking_top_ranked(hub, shared_data):
+    """A reranking task through mteb's loader: corpus, queries, qrels and the top_ranked
+    candidates (rows of SciFactReranking's derived local data, served as AskUbuntu's hub)."""
+    derived = get_task("SciFactReranking")
+    local = load_raw(derived, "default", "test", data_dir=shared_data)
+    meta = get_task("AskUbuntuDupQuestions")
+    corpus = local["corpus"].rename_column("id", "_id")
+    queries = local["queries"].rename_column("id", "_id")
+    hub.add(meta.hf_path, "corpus", {"test": corpus})
+    hub.add(meta.hf_path, "queries", {"test": queries})
+    hub.add(meta.hf_path, "default", {"test": local["qrels"]})
+    hub.add(meta.hf_path, "top_ranked", {"test": local["top_ranked"]})
+    got = load_raw_with_mteb(meta, "default", "test")
+    for key, column in (
+        ("corpus", "id"),
+        ("corpus", "text"),
+        ("queries", "id"),
+        ("queries", "text"),
+    ):
+        assert column_values(got[key], column) == column_values(local[key], column), key
+    assert column_values(got["top_ranked"], "query-id") == column_values(
+        local["top_ranked"], "query-id"
+    )
+    assert column_values(got["top_ranked"], "corpus-ids") == column_values(
+        local["top_ranked"], "corpus-ids"
+    )
+
+    def triples(raw):
+        return sorted(
+            zip(*(column_values(raw["qrels"], c) for c in ("query-id", "corpus-id", "score")))
+        )
+
+    assert triples(got) == triples(local)
