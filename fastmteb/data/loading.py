@@ -55,10 +55,31 @@ RETRIEVAL_TYPES = frozenset(
 
 
 def _task_type(meta: TaskMetadata) -> Any:
-    """The type object of ``meta``: it owns the column schema and the raw normalisation."""
+    """The type object of ``meta``: it owns the column schema and the raw normalisation
+    (``fastmteb.tasks._common.RowType``). A type object written without that contract gets
+    RowType's defaults for what it lacks; it must still give ``schema`` or ``columns``."""
+    from fastmteb.tasks._common import RowType
     from fastmteb.tasks.types import get_task_type
 
-    return get_task_type(meta.type)
+    task_type = get_task_type(meta.type)
+    if isinstance(task_type, RowType) or getattr(task_type, "retrieval", False):
+        return task_type
+    return _WithRowDefaults(task_type)
+
+
+class _WithRowDefaults:
+    """A type object plus RowType's defaults for the contract methods it does not define."""
+
+    def __init__(self, task_type: Any) -> None:
+        from fastmteb.tasks._common import RowType
+
+        self._type, self._defaults = task_type, RowType()
+        self._defaults.columns = getattr(task_type, "columns", {})
+
+    def __getattr__(self, name: str) -> Any:
+        if hasattr(self._type, name):
+            return getattr(self._type, name)
+        return getattr(self._defaults, name)
 
 
 def _is_retrieval(meta: TaskMetadata) -> bool:

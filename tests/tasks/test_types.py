@@ -46,3 +46,22 @@ def test_each_type_owns_its_data_contract():
     classification = get_task_type("Classification")
     assert classification.required_splits(meta("Classification")) == ("train",)
     assert classification.required_splits(meta("Classification", is_cross_validation=True)) == ()
+
+
+def test_a_type_object_without_the_contract_gets_row_defaults(monkeypatch):
+    """A type written elsewhere (e.g. a new Regression module) that only declares ``columns``
+    still loads: the loader fills in RowType's defaults for the rest."""
+    from fastmteb.data import loading
+    from fastmteb.tasks import types
+    from fastmteb.tasks.base import TaskMetadata
+
+    class Bare:
+        name = "STS"
+        columns = {"sentence1": "str", "sentence2": "str", "score": "number"}
+
+    monkeypatch.setitem(types.TASK_TYPE_OBJECTS, "STS", Bare())
+    meta = TaskMetadata("T", "STS", "p", "r", "cosine_spearman")
+    tt = loading._task_type(meta)
+    assert tt.schema(meta, "default") == Bare.columns
+    assert tt.required_splits(meta) == () and tt.retrieval is False
+    assert tt.name == "STS"
