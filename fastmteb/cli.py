@@ -228,6 +228,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 )
         except ValueError:  # tasks the runner knows but the registry does not (tests inject fakes)
             metas = []
+        if args.data_dir is not None:  # score over what the folder held, as the run did
+            from fastmteb.data.loading import local_selection
+
+            metas = [local_selection(m, args.data_dir) for m in metas]
         summaries = compare(
             {label: {r.task_name: r for r in run}},
             tasks=[m for m in metas if m.name in evaluated] or [r.task_name for r in run],
