@@ -10,7 +10,7 @@ Importing the package is light: torch, datasets and the kernels load when first 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastmteb.results import TaskResult, load_results, summarize
 from fastmteb.runner import RunResults, TaskFailedError, TaskFailure, evaluate
@@ -36,23 +36,27 @@ __all__ = [
 
 
 def get_tasks(
-    names: Sequence[str] | None = None, *, types: Sequence[str] | None = None
+    names: Sequence[Any] | None = None, *, types: Sequence[str] | None = None
 ) -> list[TaskMetadata]:
-    """Metadata of the named tasks (all tasks when ``names`` is None), optionally of some types."""
+    """Metadata of the named tasks (names or mteb task objects; every task fastmteb can run when
+    ``names`` is None), optionally of some types. mteb's task objects define each task."""
     from fastmteb.tasks.registry import get_tasks as _get_tasks
 
     return _get_tasks(names, types=types)
 
 
-def get_task(name: str) -> TaskMetadata:
-    """Metadata of one task; unknown names raise ``UnknownTaskError`` listing close matches."""
+def get_task(name: Any) -> TaskMetadata:
+    """Metadata of one task (an mteb task name or object); unknown names raise
+    ``UnknownTaskError`` listing close matches."""
     from fastmteb.tasks.registry import get_task as _get_task
 
     return _get_task(name)
 
 
-def get_benchmark(name: str) -> list[TaskMetadata]:
-    """Tasks of a benchmark: "MTEB(eng, v2)" (alias "MTEB(eng)") or the bundled "fastmteb-mini"."""
+def get_benchmark(name: Any) -> list[TaskMetadata]:
+    """Tasks of a benchmark: any mteb benchmark name or alias (e.g. "MTEB(eng, v2)", "NanoBEIR"),
+    an ``mteb.Benchmark``, or the bundled "fastmteb-mini"; narrowed to the benchmark's subsets and
+    splits as mteb narrows them."""
     from fastmteb.tasks.registry import get_benchmark as _get_benchmark
 
     return _get_benchmark(name)

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from fastmteb.data.loading import RETRIEVAL_TYPES
+from fastmteb.tasks.types import get_task_type
 from fastmteb.encoding.models import weights_digest
 from fastmteb.runner import PreparedRun, TaskFailure, prepare_run
 
@@ -132,7 +132,7 @@ class FixedSubsample:
     def __call__(self, meta: TaskMetadata, raw: Mapping[str, Any], split: str, subset: str) -> dict[str, Any]:
         rng = self._rng(meta, split, subset)
         out = dict(raw)
-        if meta.type not in RETRIEVAL_TYPES:
+        if not getattr(get_task_type(meta.type), "retrieval", False):
             if self.max_samples is not None and split in out:
                 out[split] = _take(out[split], self._pick(rng, len(out[split]), self.max_samples))
             return out

@@ -97,7 +97,20 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="TASK",
         help="task name (repeatable)",
     )
-    run.add_argument("-b", "--benchmark", default=None, help='benchmark name, e.g. "MTEB(eng, v2)"')
+    run.add_argument(
+        "-b",
+        "--benchmark",
+        default=None,
+        help='any mteb benchmark name, e.g. "MTEB(eng, v2)", "MTEB(Multilingual, v2)", "NanoBEIR"',
+    )
+    for flag, what in (
+        ("--subsets", "only these hf subsets (e.g. en de-en)"),
+        ("--languages", "only subsets in these languages (eng or eng-Latn), as mteb's filter"),
+        ("--splits", "only these evaluation splits (e.g. test)"),
+    ):
+        run.add_argument(
+            flag, action="extend", nargs="+", default=None, metavar=flag[2:-1].upper(), help=what
+        )
     run.add_argument(
         "--output-folder", default="results", help="where result files go (default: ./results)"
     )
@@ -229,9 +242,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     benchmark = args.benchmark
     if benchmark is None and not args.tasks:
         benchmark = DEFAULT_BENCHMARK
+    tasks_arg: Any = args.tasks
+    selected = None
+    if args.subsets or args.languages or args.splits:  # narrow each task as mteb's filters do
+        selected = _filtered_tasks(args, benchmark)
+        tasks_arg, benchmark = selected, None
     run = evaluate(
         args.model,
-        args.tasks,
+        tasks_arg,
         benchmark=benchmark,
         output_folder=args.output_folder,
         data_dir=args.data_dir,
@@ -255,9 +273,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
         # Score each task over the splits/subsets it was evaluated on (a benchmark narrows them).
         evaluated = {r.task_name for r in run}
         try:
-            metas = fastmteb.get_benchmark(benchmark) if benchmark else fastmteb.get_tasks(args.tasks)
+            if selected is not None:
+                metas = selected
+            else:
+                metas = (
+                    fastmteb.get_benchmark(benchmark) if benchmark else fastmteb.get_tasks(args.tasks)
+                )
         except ValueError:  # tasks the runner knows but the registry does not (tests inject fakes)
             metas = []
+        if args.data_dir is not None:  # score over what the folder held, as the run did
+            from fastmteb.data.loading import local_selection
+
+            metas = [local_selection(m, args.data_dir) for m in metas]
         summaries = compare(
             {label: {r.task_name: r for r in run}},
             tasks=[m for m in metas if m.name in evaluated] or [r.task_name for r in run],
@@ -291,6 +318,27 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _filtered_tasks(args: argparse.Namespace, benchmark: str | None) -> list[TaskMetadata]:
+    """The run's tasks narrowed by --subsets / --languages / --splits; tasks left with nothing
+    are dropped, and a run left with no task at all is bad input."""
+    from fastmteb.runner import resolve_tasks
+    from fastmteb.tasks.registry import narrow
+
+    out = []
+    for meta in resolve_tasks(args.tasks, benchmark):
+        kept = narrow(
+            meta, eval_splits=args.splits, hf_subsets=args.subsets, languages=args.languages
+        )
+        if kept is not None:
+            out.append(kept)
+    if not out:
+        raise ValueError(
+            "no task has the requested --subsets/--languages/--splits; fix: check them against "
+            "`fastmteb tasks` (splits and subsets columns)"
+        )
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # tasks
 
@@ -318,11 +366,13 @@ def _is_bundled(meta: TaskMetadata) -> bool:
 
 
 def _cmd_tasks(args: argparse.Namespace) -> int:
-    from rich.table import Table
-
     import fastmteb
+    from fastmteb.tasks.registry import benchmark_tasks, coverage
 
-    metas = fastmteb.get_benchmark(args.benchmark) if args.benchmark else fastmteb.get_tasks()
+    if args.benchmark:
+        metas, skipped = benchmark_tasks(args.benchmark)
+    else:
+        metas, skipped = fastmteb.get_tasks(), coverage()[1]
     if args.types:
         from fastmteb.tasks.base import TASK_TYPES
 
@@ -335,22 +385,51 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
             )
         wanted = {known[t.lower()] for t in args.types}
         metas = [m for m in metas if m.type in wanted]
+        skipped = {}
     title = f"{len(metas)} task(s)" + (f" in {args.benchmark}" if args.benchmark else "")
+    not_runnable = [f"not runnable: {name} ({why})" for name, why in skipped.items()]
     rows = [
-        (m.name, m.type, _task_size(m), m.license or "", "yes" if _is_bundled(m) else "")
+        (
+            m.name,
+            m.type,
+            ",".join(m.eval_splits),
+            _subsets_cell(m),
+            _task_size(m),
+            m.license or "",
+            "yes" if _is_bundled(m) else "",
+        )
         for m in metas
     ]
-    columns = ["name", "type", "size", "license", "bundled"]
-    if not any(row[2] for row in rows):  # the registry knows no sizes: no empty column
+    columns = ["name", "type", "splits", "subsets", "size", "license", "bundled"]
+    if not any(row[4] for row in rows):  # the registry knows no sizes: no empty column
         columns.remove("size")
-        rows = [(*row[:2], *row[3:]) for row in rows]
-    table = Table(title=title)
+        rows = [(*row[:4], *row[5:]) for row in rows]
+    if not sys.stdout.isatty():  # piped: plain tab-separated lines, every name whole
+        print("\t".join(columns))
+        for row in rows:
+            print("\t".join(row))
+        print(f"# {title}")
+        for line in not_runnable:
+            print(f"# {line}")
+        return EXIT_OK
+    from rich.table import Table
+
+    table = Table(title=title, caption="\n".join(not_runnable) or None)
     for column in columns:
         table.add_column(column, justify="right" if column == "size" else "left", no_wrap=True)
     for row in rows:
         table.add_row(*row)
     _console().print(table)
     return EXIT_OK
+
+
+def _subsets_cell(meta: TaskMetadata) -> str:
+    """The evaluated subsets ("default" tasks: empty), shortened past 4 as "a,b,c,d +N"."""
+    subsets = list(meta.hf_subsets)
+    if subsets == ["default"]:
+        return ""
+    shown = ",".join(subsets[:4])
+    return shown + (f" +{len(subsets) - 4}" if len(subsets) > 4 else "")
 
 
 # ---------------------------------------------------------------------------------------------

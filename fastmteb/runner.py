@@ -79,16 +79,16 @@ RawTransform = Callable[["TaskMetadata", Any, str, str], Any]
 # substitute them).
 
 
-def _get_task(name: str) -> TaskMetadata:
+def _get_task(task: Any) -> TaskMetadata:
     from fastmteb.tasks.registry import get_task
 
-    return get_task(name)
+    return get_task(task)
 
 
-def _get_benchmark(name: str) -> list[TaskMetadata]:
+def _get_benchmark(benchmark: Any) -> list[TaskMetadata]:
     from fastmteb.tasks.registry import get_benchmark
 
-    return get_benchmark(name)
+    return get_benchmark(benchmark)
 
 
 def _get_task_type(type_name: str) -> Any:
@@ -103,6 +103,54 @@ def _load_raw(
     from fastmteb.data.loading import load_raw
 
     return load_raw(meta, subset, split, data_dir=data_dir)
+
+
+def _local_selection(
+    metas: list[TaskMetadata], data_dir: str | os.PathLike[str] | None
+) -> list[TaskMetadata]:
+    """With a data_dir: each task narrowed to the subsets/splits its folder holds, said in the log."""
+    if data_dir is None:
+        return metas
+    from fastmteb.data.loading import local_selection
+
+    out = []
+    for meta in metas:
+        kept = local_selection(meta, data_dir)
+        if kept is not meta:
+            logger.warning(
+                "%s: %s holds %d of %d subset(s) and %d of %d split(s); evaluating only those "
+                "(subsets %s, splits %s)",
+                meta.name,
+                data_dir,
+                len(kept.hf_subsets),
+                len(meta.hf_subsets),
+                len(kept.eval_splits),
+                len(meta.eval_splits),
+                ", ".join(kept.hf_subsets[:10]) + (" ..." if len(kept.hf_subsets) > 10 else ""),
+                ", ".join(kept.eval_splits),
+            )
+        out.append(kept)
+    return out
+
+
+def _partial_local_data(
+    requested: Sequence[TaskMetadata], evaluated: Sequence[TaskMetadata]
+) -> dict[str, dict[str, list[str]]]:
+    """{task: {"subsets": [...], "splits": [...]}} for tasks evaluated on part of their data."""
+    return {
+        new.name: {"subsets": list(new.hf_subsets), "splits": list(new.eval_splits)}
+        for old, new in zip(requested, evaluated, strict=True)
+        if new != old
+    }
+
+
+def _release_loader_data() -> None:
+    """Every task is prepared: drop the rows mteb's loader path keeps for the next subset."""
+    import sys
+
+    loading = sys.modules.get("fastmteb.data.loading")
+    if loading is not None:
+        loading.release_mteb_data()
 
 
 def _load_encoder(model: Any, **kwargs: Any) -> Encoder:
@@ -192,30 +240,41 @@ class TaskFailedError(RuntimeError):
 
 
 def resolve_tasks(
-    tasks: str | TaskMetadata | Iterable[str | TaskMetadata] | None = None,
-    benchmark: str | None = None,
+    tasks: Any = None,
+    benchmark: Any = None,
 ) -> list[TaskMetadata]:
-    """Task names / ``TaskMetadata`` / a benchmark name -> metadata list, first occurrence order.
+    """Tasks -> metadata list, first occurrence order.
+
+    ``tasks``: a task name (any mteb task fastmteb can run, or a fastmteb-only one), an mteb task
+    object, a ``TaskMetadata``, an ``mteb.Benchmark``, or an iterable of these. ``benchmark``: a
+    benchmark name (every mteb benchmark, or "fastmteb-mini") or an ``mteb.Benchmark``; its tasks
+    come narrowed to the benchmark's splits and subsets.
 
     Unknown names raise the registry's ``UnknownTaskError`` (a ValueError listing close matches)
     before any work starts.
     """
     from fastmteb.tasks.base import TaskMetadata
 
+    def is_benchmark(obj: Any) -> bool:
+        return hasattr(obj, "tasks") and hasattr(obj, "name") and not isinstance(obj, str)
+
     requested: list[TaskMetadata] = []
     if benchmark is not None:
         requested.extend(_get_benchmark(benchmark))
     if tasks is not None:
-        items = [tasks] if isinstance(tasks, (str, TaskMetadata)) else list(tasks)
+        single = isinstance(tasks, (str, TaskMetadata)) or hasattr(tasks, "metadata")
+        items = [tasks] if single or is_benchmark(tasks) else list(tasks)
         for item in items:
             if isinstance(item, TaskMetadata):
                 requested.append(item)
-            elif isinstance(item, str):
+            elif is_benchmark(item):
+                requested.extend(_get_benchmark(item))
+            elif isinstance(item, str) or hasattr(item, "metadata"):
                 requested.append(_get_task(item))
             else:
                 raise TypeError(
-                    f"tasks: expected task names or TaskMetadata, "
-                    f"got {type(item).__name__}: {item!r}"
+                    f"tasks: expected task names, mteb task or benchmark objects, or "
+                    f"TaskMetadata, got {type(item).__name__}: {item!r}"
                 )
     unique: dict[str, TaskMetadata] = {}
     for meta in requested:
@@ -610,6 +669,7 @@ class PreparedRun:
         pool = _make_pool(encoder, cache_dir, progress, **(spill or {}))
         outcome = _Outcome()
         loaded = _load_all(pending, pool, data_dir, clock, progress, outcome, raw_transform)
+        _release_loader_data()
         return cls(encoder, pool, loaded, outcome.failures, clock, spill)
 
     @property
@@ -703,7 +763,7 @@ def prepare_run(
     """Load and prepare every (split, subset) of ``tasks``/``benchmark`` for ``encoder`` (an
     ``Encoder``, e.g. from ``load_encoder``); nothing is encoded yet. Unknown names raise at once;
     tasks that fail to load are in ``PreparedRun.failures``."""
-    metas = resolve_tasks(tasks, benchmark)
+    metas = _local_selection(resolve_tasks(tasks, benchmark), data_dir)
     if not metas:
         raise ValueError("no tasks to prepare: pass tasks=[names] or benchmark=NAME")
     check_run_inputs(data_dir=data_dir, cache_dir=cache_dir)
@@ -792,7 +852,9 @@ def evaluate(
     ``True`` also shards over a process group the caller initialised; ``False``: this process
     alone. ``dist_backend``: "nccl" (default when encoding on CUDA) or "gloo" (CPU).
     """
-    metas = resolve_tasks(tasks, benchmark)
+    requested = resolve_tasks(tasks, benchmark)
+    metas = _local_selection(requested, data_dir)
+    partial = _partial_local_data(requested, metas)
     if not metas:
         raise ValueError("no tasks to evaluate: pass tasks=[names] or benchmark=NAME")
     # paths, device and model path that cannot work fail now, not after the model has loaded or
@@ -880,6 +942,8 @@ def evaluate(
                         "encoder_fingerprint": fingerprint,
                         "model_fingerprint": model_fp,
                     }
+                    if partial:  # tasks evaluated on the subsets/splits data_dir holds
+                        settings["partial_local_data"] = partial
                     if spill:
                         run_settings["max_embedding_memory"] = spill["max_embedding_memory"]
                         run_settings["spill_dtype"] = spill["spill_dtype"]
@@ -1088,10 +1152,16 @@ def _write_results(
                 # keep models of the same name apart
                 write_model_meta(out_dir, name=encoder.name, revision=out_dir.name, embed_dim=embed_dim)
                 meta_written = True
+            task_settings = dict(settings)
+            partial = task_settings.pop("partial_local_data", {})
+            if name in partial:  # this task ran on the part of its data that data_dir holds
+                task_settings["partial_local_data"] = partial[name]
             if record is not None:
                 result.provenance = {**record, **(result.provenance or {})}
+                if name in partial:  # said in the task's own file too, not only run_settings
+                    result.provenance = {**result.provenance, "partial_local_data": partial[name]}
             result.to_disk(result_path_for(out_dir, meta))
-            update_run_settings(out_dir, result, settings)
+            update_run_settings(out_dir, result, task_settings)
         except Exception as e:  # noqa: BLE001 - e.g. a full disk: recorded, the others go on
             outcome.failures.append(_failure(name, "write", e))
             continue
@@ -1104,9 +1174,7 @@ def _write_results(
 def _scored_on_every_rank(meta: TaskMetadata) -> bool:
     """Retrieval-family tasks search with retrieval.search, which shards the corpus over the
     ranks: every rank must score them, in the same order."""
-    from fastmteb.data.loading import RETRIEVAL_TYPES
-
-    return meta.type in RETRIEVAL_TYPES
+    return bool(getattr(_get_task_type(meta.type), "retrieval", False))
 
 
 def _distributed_context(

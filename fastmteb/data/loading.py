@@ -11,7 +11,7 @@ package.
   all for ``split``. Queries are those named
   in the qrels, in file order (mteb's loader filters them the same way).
 * every other type: one entry per split of the subset, with the canonical columns of the type
-  (``CANONICAL_COLUMNS``), after the task's dataset transform.
+  (its type object's ``schema``, see ``canonical_columns``), after the task's dataset transform.
 
 Bad data raises ``TaskDataError`` naming the task, the field and a fix.
 """
@@ -21,6 +21,7 @@ from __future__ import annotations
 import gzip
 import json
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,38 +36,64 @@ from fastmteb.tasks.base import TaskMetadata
 
 __all__ = [
     "BUNDLED_DIR",
-    "CANONICAL_COLUMNS",
     "RETRIEVAL_TYPES",
     "TaskDataError",
     "bundled_source",
+    "canonical_columns",
     "load_raw",
+    "load_raw_with_mteb",
+    "local_selection",
+    "raw_from_mteb_dataset",
+    "release_mteb_data",
 ]
 
 BUNDLED_DIR = Path(__file__).parent / "bundled"
+# The retrieval family's type names (for callers that only have a name); the type objects'
+# ``retrieval`` flag is what the loader itself reads.
 RETRIEVAL_TYPES = frozenset(
     {"Retrieval", "Reranking", "InstructionRetrieval", "InstructionReranking"}
 )
 
-# Column -> kind. Kinds: "str", "number", "label" (int/str/bool), "binary" (0/1), "labels"
-# (scalar label or list of them), "list[str]", "list[number]", "list".
-CANONICAL_COLUMNS: dict[str, dict[str, str]] = {
-    "STS": {"sentence1": "str", "sentence2": "str", "score": "number"},
-    "PairClassification": {"sentence1": "str", "sentence2": "str", "labels": "binary"},
-    "Classification": {"text": "str", "label": "label"},
-    "MultilabelClassification": {"text": "str", "label": "list"},
-    "Clustering": {"sentences": "str", "labels": "labels"},
-    "Summarization": {
-        "text": "str",
-        "human_summaries": "list[str]",
-        "machine_summaries": "list[str]",
-        "relevance": "list[number]",
-    },
-    "BitextMining": {"sentence1": "str", "sentence2": "str"},
-}
-# Regression (mteb AbsTaskRegression: input ``text``, continuous target ``value``), added apart from the
-# table above so the metadata rewrite of this module and the Regression type do not collide.
-CANONICAL_COLUMNS["Regression"] = {"text": "str", "value": "number"}
-_LEGACY_CLUSTERING_COLUMNS = {"sentences": "list[str]", "labels": "list"}
+
+def _task_type(meta: TaskMetadata) -> Any:
+    """The type object of ``meta``: it owns the column schema and the raw normalisation
+    (``fastmteb.tasks._common.RowType``). A type object written without that contract gets
+    RowType's defaults for what it lacks; it must still give ``schema`` or ``columns``."""
+    from fastmteb.tasks._common import RowType
+    from fastmteb.tasks.types import get_task_type
+
+    task_type = get_task_type(meta.type)
+    if isinstance(task_type, RowType) or getattr(task_type, "retrieval", False):
+        return task_type
+    return _WithRowDefaults(task_type)
+
+
+class _WithRowDefaults:
+    """A type object plus RowType's defaults for the contract methods it does not define."""
+
+    def __init__(self, task_type: Any) -> None:
+        from fastmteb.tasks._common import RowType
+
+        self._type, self._defaults = task_type, RowType()
+        self._defaults.columns = getattr(task_type, "columns", {})
+
+    def __getattr__(self, name: str) -> Any:
+        if hasattr(self._type, name):
+            return getattr(self._type, name)
+        return getattr(self._defaults, name)
+
+
+def _is_retrieval(meta: TaskMetadata) -> bool:
+    return bool(getattr(_task_type(meta), "retrieval", False))
+
+
+def canonical_columns(meta: TaskMetadata, subset: str = "default") -> dict[str, str]:
+    """Column -> kind of ``meta``'s rows (its type's ``schema``). Kinds: "str", "number", "label"
+    (int/str/bool), "binary" (0/1), "labels" (scalar label or list of them), "list[str]",
+    "list[number]", "list"."""
+    return _task_type(meta).schema(meta, subset)
+
+
 _FIX_BY_KIND = {
     "str": "every row needs a non-null string",
     "number": "every row needs a number",
@@ -101,7 +128,9 @@ def load_raw(
         folder = _local_task_folder(meta, Path(data_dir))
     else:
         folder = bundled_source(meta, subset)
-    if meta.type in RETRIEVAL_TYPES:
+    if folder is None and meta.mteb_loader:
+        return load_raw_with_mteb(meta, subset, split)
+    if _is_retrieval(meta):
         raw = (
             _load_local_retrieval(meta, folder, subset, split)
             if folder is not None
@@ -113,8 +142,200 @@ def load_raw(
         dd = _load_local_splits(meta, folder, subset)
     else:
         dd = _load_hub_splits(meta, subset)
-    dd = apply_transform(meta, _normalise_columns(meta, dd))
-    return _finalise(meta, dd, split)
+    dd = apply_transform(meta, _normalise_columns(meta, _rename_task_columns(meta, dd)))
+    return _finalise(meta, dd, split, subset)
+
+
+# --------------------------------------------------------------------------- mteb's own loader
+
+
+def load_raw_with_mteb(meta: TaskMetadata, subset: str, split: str) -> dict[str, Dataset]:
+    """Rows of ``meta`` as the mteb task's own ``load_data()`` gives them (custom loaders,
+    ``dataset_transform``, extra ``load_dataset`` arguments), converted to fastmteb's raw form.
+
+    The task is narrowed to ``subset`` and ``split`` before loading, so only those are read
+    (tasks that load every subset at once, e.g. ``fast_loading``, still read them all).
+    """
+    if meta.params.get("local_only"):
+        raise TaskDataError(_local_only_message(meta))
+    task = _loaded_mteb_task(meta, subset, split)
+    return raw_from_mteb_dataset(meta, task.dataset, subset, split)
+
+
+# The last mteb task loaded, with its data: the other splits (and, for tasks that load every
+# subset at once, the other subsets) of a task are read from it instead of loading again.
+_MTEB_LOADED: dict[tuple[str, str, str, str], Any] = {}
+
+
+def release_mteb_data() -> None:
+    """Drop the mteb task kept by ``load_raw_with_mteb`` (its rows) once a run has prepared it."""
+    _MTEB_LOADED.clear()
+
+
+def _loaded_mteb_task(meta: TaskMetadata, subset: str, split: str) -> Any:
+    """The mteb task of ``meta`` with the data of ``subset``/``split`` loaded by its own code."""
+    retrieval = _is_retrieval(meta)
+    # Tasks whose loader reads one dataset for every subset (a ``lang`` column, or one column per
+    # language) load once for all subsets; the others load the one subset asked for.
+    whole = bool(meta.params.get("parallel_subsets") or meta.params.get("fast_loading"))
+    load_subset = "*" if whole else subset
+    key = (meta.name, meta.hf_revision, load_subset, split)
+    for cached_key, task in _MTEB_LOADED.items():
+        if cached_key[:3] == key[:3] and (
+            cached_key[3] == split or (not retrieval and _has_split(meta, task, subset, split))
+        ):
+            return task
+    import mteb
+
+    task = mteb.get_task(meta.name)
+    if not whole and subset in task.hf_subsets and len(task.hf_subsets) > 1:
+        task = task.filter_languages(None, hf_subsets=[subset])
+    if retrieval:  # loads split by split; the other types load every split of the subset
+        task = task.filter_eval_splits([split])
+    try:
+        task.load_data()
+        if hasattr(task, "convert_v1_dataset_format_to_v2"):  # retrieval loaders of mteb 1.x form
+            task.convert_v1_dataset_format_to_v2(num_proc=None)
+    except Exception as exc:  # any loader failure is a data problem for the user
+        raise TaskDataError(
+            f"{meta.name}: mteb's loader failed for subset {subset!r}: {type(exc).__name__}: "
+            f"{exc}; fix: check network access / HF_HUB_OFFLINE, or pass data_dir= a local copy"
+        ) from exc
+    _MTEB_LOADED.clear()
+    _MTEB_LOADED[key] = task
+    return task
+
+
+def _has_split(meta: TaskMetadata, task: Any, subset: str, split: str) -> bool:
+    try:
+        if meta.params.get("parallel_subsets"):
+            return split in task.dataset
+        return split in _mteb_subset(task.dataset, subset)
+    except (KeyError, TypeError):
+        return False
+
+
+def _mteb_subset(dataset: Any, subset: str) -> Any:
+    """mteb keeps a monolingual task's splits at the top level, a multilingual one's per subset."""
+    if isinstance(dataset, Mapping) and subset in dataset and not isinstance(dataset[subset], Dataset):
+        return dataset[subset]
+    if subset == "default":
+        return dataset
+    raise KeyError(subset)
+
+
+def raw_from_mteb_dataset(
+    meta: TaskMetadata, dataset: Any, subset: str, split: str
+) -> dict[str, Dataset]:
+    """mteb's loaded ``task.dataset`` -> fastmteb's raw form for one subset and split.
+
+    Retrieval family: ``{corpus, queries, relevant_docs, top_ranked}`` of the split -> ``corpus``,
+    ``queries``, ``qrels`` (and ``top_ranked``) datasets. Other types: the subset's splits with
+    the task's column names renamed to the canonical ones (``params["columns"]``), no further
+    transform (mteb's ``dataset_transform`` already ran).
+    """
+    try:
+        if meta.params.get("parallel_subsets") and subset not in dataset:
+            per_subset = dataset  # split -> rows with one column per language (mteb's parallel form)
+        else:
+            per_subset = _mteb_subset(dataset, subset)
+    except KeyError:
+        raise TaskDataError(
+            f"{meta.name}: mteb's loader gave no subset {subset!r} (has {list(dataset)[:10]}); "
+            "fix: evaluate one of those"
+        ) from None
+    if _is_retrieval(meta):
+        if split not in per_subset:
+            raise TaskDataError(
+                f"{meta.name}: mteb's loader gave no split {split!r} for subset {subset!r} "
+                f"(has {list(per_subset)}); fix: evaluate one of those"
+            )
+        data = per_subset[split]
+        qrels: dict[str, list] = {"query-id": [], "corpus-id": [], "score": []}
+        for query_id, docs in data["relevant_docs"].items():
+            for doc_id, score in docs.items():
+                qrels["query-id"].append(str(query_id))
+                qrels["corpus-id"].append(str(doc_id))
+                qrels["score"].append(int(score))
+        raw = {
+            "corpus": _with_string_ids(data["corpus"]),
+            "queries": _with_string_ids(data["queries"]),
+            "qrels": Dataset.from_dict(qrels, features=_QRELS_FEATURES),
+        }
+        if data.get("top_ranked"):
+            top = data["top_ranked"]
+            raw["top_ranked"] = Dataset.from_dict(
+                {"query-id": [str(q) for q in top], "corpus-ids": [[str(d) for d in v] for v in top.values()]},
+                features=Features({"query-id": Value("string"), "corpus-ids": Sequence(Value("string"))}),
+            )
+        raw = _finish_retrieval(meta, raw)
+        _validate_retrieval(meta, raw, split)
+        return raw
+    dd = DatasetDict({name: ds for name, ds in per_subset.items() if isinstance(ds, Dataset)})
+    return _finalise(meta, _normalise_columns(meta, _rename_task_columns(meta, dd)), split, subset)
+
+
+def _rename_task_columns(meta: TaskMetadata, dd: DatasetDict) -> DatasetDict:
+    """A task whose mteb class reads other column names (``params["columns"]``, e.g.
+    UkrSedUASmallSTSv1's ``query``/``passage``) gets them renamed to its type's canonical ones;
+    rows that already use the canonical names pass unchanged."""
+    renames = {actual: canonical for canonical, actual in meta.params.get("columns", {}).items()}
+    if not renames:
+        return dd
+    return DatasetDict(
+        {
+            name: ds.rename_columns(
+                {
+                    a: c
+                    for a, c in renames.items()
+                    if a in ds.column_names and c not in ds.column_names
+                }
+            )
+            for name, ds in dd.items()
+        }
+    )
+
+
+def local_selection(meta: TaskMetadata, data_dir: str | Path) -> TaskMetadata:
+    """``meta`` narrowed to the subsets and splits its ``data_dir`` folder holds (MANIFEST.md
+    layout). A folder with all of them, or with none (the loader then says what is missing),
+    gives ``meta`` back unchanged."""
+    from dataclasses import replace
+
+    if meta.local_dir is None:
+        return meta
+    folder = Path(data_dir) / meta.local_dir
+    if not folder.is_dir():
+        return meta
+    subsets = [
+        s
+        for s in meta.hf_subsets
+        if _subset_folder(meta, folder, s, must_exist=False) is not None
+    ]
+    if not subsets:
+        return meta
+    splits = [s for s in meta.eval_splits if any(_has_local_split(meta, folder, sub, s) for sub in subsets)]
+    if not splits:
+        return meta
+    if tuple(subsets) == meta.hf_subsets and tuple(splits) == meta.eval_splits:
+        return meta
+    return replace(
+        meta,
+        hf_subsets=tuple(subsets),
+        eval_splits=tuple(splits),
+        languages={s: meta.languages[s] for s in subsets if s in meta.languages},
+    )
+
+
+def _has_local_split(meta: TaskMetadata, folder: Path, subset: str, split: str) -> bool:
+    sub = _subset_folder(meta, folder, subset, must_exist=False)
+    if sub is None:
+        return False
+    if _is_retrieval(meta) and not meta.params.get("old_format"):
+        qrels = sub / "qrels"
+        present = sorted(qrels.glob("*.tsv")) if qrels.is_dir() else []
+        return (qrels / f"{split}.tsv").is_file() or len(present) == 1
+    return _data_file(sub, split) is not None
 
 
 def bundled_source(meta: TaskMetadata, subset: str) -> Path | None:
@@ -124,7 +345,7 @@ def bundled_source(meta: TaskMetadata, subset: str) -> Path | None:
     folder = BUNDLED_DIR / meta.local_dir
     if not folder.is_dir():
         return None
-    if meta.type in RETRIEVAL_TYPES or _subset_folder(meta, folder, subset, must_exist=False):
+    if _subset_folder(meta, folder, subset, must_exist=False) is not None:
         return folder
     return None
 
@@ -643,42 +864,29 @@ def _check_unique_ids(meta: TaskMetadata, ids: list[str], where: str) -> None:
 
 
 def _normalise_columns(meta: TaskMetadata, dd: DatasetDict) -> DatasetDict:
-    """Local files name the pair label ``label``; mteb's datasets name it ``labels``."""
-    if meta.type == "PairClassification":
-        columns = next(iter(dd.values())).column_names
-        if "label" in columns and "labels" not in columns:
-            dd = dd.rename_column("label", "labels")
-    return dd
+    """The type's own raw normalisation (e.g. PairClassification's ``label`` -> ``labels``)."""
+    return _task_type(meta).normalise(meta, dd)
 
 
-def _unpack_single_row(ds: Dataset) -> Dataset:
-    """mteb's legacy pair storage: one row holding the three lists -> one row per pair."""
-    if len(ds) == 1 and isinstance(ds[0].get("labels"), list):
-        return Dataset.from_dict(ds[0])
-    return ds
-
-
-def _finalise(meta: TaskMetadata, dd: DatasetDict, split: str) -> dict[str, Dataset]:
+def _finalise(
+    meta: TaskMetadata, dd: DatasetDict, split: str, subset: str = "default"
+) -> dict[str, Dataset]:
     if split not in dd:
         raise TaskDataError(
             f"{meta.name}: split {split!r} not found (have {list(dd)}); fix: evaluate one of "
             f"{list(dd)} or provide {split} data"
         )
-    if meta.type == "Classification":
-        train_split = meta.params.get("train_split", "train")
-        if train_split not in dd:
+    task_type = _task_type(meta)
+    for required in task_type.required_splits(meta):
+        if required not in dd:
             raise TaskDataError(
-                f"{meta.name}: training split {train_split!r} not found (have {list(dd)}); "
-                f"fix: provide {train_split} data (classification trains a classifier on it)"
+                f"{meta.name}: training split {required!r} not found (have {list(dd)}); "
+                f"fix: provide {required} data (the task type needs it beside {split!r})"
             )
-    if meta.type == "Clustering" and meta.params.get("clustering") == "legacy":
-        kinds = _LEGACY_CLUSTERING_COLUMNS
-    else:
-        kinds = CANONICAL_COLUMNS[meta.type]
+    kinds = task_type.schema(meta, subset)
     out = {}
     for name, ds in dd.items():
-        if meta.type == "PairClassification":
-            ds = _unpack_single_row(ds)
+        ds = task_type.finalise_split(meta, ds)
         _check_columns(meta, ds, kinds, f"split {name!r}")
         out[name] = ds.select_columns(list(kinds))
     return out

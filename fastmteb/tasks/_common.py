@@ -24,6 +24,42 @@ class TaskTypeError(ValueError):
     """Bad input to a task type: the message names the task, the field and the fix."""
 
 
+class RowType:
+    """The data contract of the non-retrieval types (each type module subclasses it).
+
+    ``raw`` is keyed by split; every split has the columns of ``schema(meta, subset)`` with the
+    kinds the loader checks ("str", "number", "label", "binary", "labels", "list[str]",
+    "list[number]", "list"). ``normalise`` turns one subset's loaded splits (local files or the hub,
+    before the dataset transform) into canonical column names; ``finalise_split`` runs on each
+    split after it; ``required_splits`` names splits the type needs beside the evaluated one.
+    ``retrieval`` tells the runner whether the type's data and scoring are the retrieval family's
+    (queries/corpus/qrels, corpus-sharded search).
+    """
+
+    retrieval = False
+    columns: Mapping[str, str] = {}
+
+    def schema(self, meta: TaskMetadata, subset: str) -> dict[str, str]:
+        return dict(self.columns)
+
+    def normalise(self, meta: TaskMetadata, splits: Any) -> Any:
+        return splits
+
+    def finalise_split(self, meta: TaskMetadata, rows: Any) -> Any:
+        return rows
+
+    def required_splits(self, meta: TaskMetadata) -> tuple[str, ...]:
+        return ()
+
+
+def training_splits(meta: TaskMetadata) -> tuple[str, ...]:
+    """The split a classifier or regressor is fitted on (``train_split``), needed beside the
+    evaluated one; none when the task is cross-validated on folds of the evaluated split."""
+    if param(meta, "is_cross_validation", False):
+        return ()
+    return (param(meta, "train_split", "train"),)
+
+
 def param(meta: TaskMetadata, name: str, default: Any) -> Any:
     """``meta.params[name]`` with mteb's class default when the task does not override it."""
     return meta.params.get(name, default)
@@ -37,6 +73,8 @@ def column(meta: TaskMetadata, rows: Any, name: str, what: str) -> list:
             f"task {meta.name!r}: {what} has no column {name!r} (columns: {sorted(names)}); "
             "the loader must return the canonical columns of its type (see fastmteb.tasks.base)"
         )
+    if hasattr(rows, "with_format"):  # a datasets.Dataset: read the Arrow column, not row by row
+        return rows.with_format("arrow")[name].to_pylist()
     return list(rows[name])
 
 

@@ -65,6 +65,9 @@ class TaskMetadata:
     # False for a fastmteb-only task that mteb's registry does not have (e.g. SciFactReranking):
     # its result file goes to <revision>/fastmteb-only/, where mteb's result readers do not look.
     mteb_task: bool = True
+    # True when hub data must come from the mteb task's own ``load_data()`` (custom loader, a
+    # dataset_transform fastmteb does not re-implement, extra load_dataset arguments).
+    mteb_loader: bool = False
 
     def __post_init__(self) -> None:
         if self.type not in TASK_TYPES:

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from fastmteb import kernels
-from fastmteb.tasks._common import TaskTypeError, column, embedding, param, split_rows
+from fastmteb.tasks._common import RowType, TaskTypeError, column, embedding, param, split_rows
 from fastmteb.tasks.base import TaskMetadata, TextRequest
 
 
@@ -26,7 +26,13 @@ class BitextPrepared:
     gold: np.ndarray  # int64 [len(sentence1)]: index into sentence2 of the true translation
 
 
-class BitextMining:
+class BitextMining(RowType):
+    columns = {"sentence1": "str", "sentence2": "str"}
+
+    def schema(self, meta: TaskMetadata, subset: str) -> dict[str, str]:
+        if param(meta, "parallel_subsets", False):  # the subset "xx-yy" names the two columns
+            return {column: "str" for column in subset.split("-", 1)}
+        return dict(self.columns)
     name = "BitextMining"
 
     def prepare(self, meta: TaskMetadata, raw: Mapping[str, Any], split: str, subset: str) -> BitextPrepared:

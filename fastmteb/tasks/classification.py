@@ -29,7 +29,16 @@ from sklearn.model_selection import KFold
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.preprocessing import MultiLabelBinarizer
 
-from fastmteb.tasks._common import SEED, TaskTypeError, column, embedding, param, split_rows
+from fastmteb.tasks._common import (
+    SEED,
+    RowType,
+    TaskTypeError,
+    column,
+    embedding,
+    param,
+    split_rows,
+    training_splits,
+)
 from fastmteb.tasks.base import TaskMetadata, TextRequest
 
 
@@ -114,8 +123,13 @@ def _rows(meta: TaskMetadata, raw: Mapping[str, Any], split: str) -> tuple[list[
     return column(meta, rows, "text", f"split {split!r}"), column(meta, rows, "label", f"split {split!r}")
 
 
-class Classification:
+class Classification(RowType):
+    columns = {"text": "str", "label": "label"}
+
     name = "Classification"
+
+    def required_splits(self, meta: TaskMetadata) -> tuple[str, ...]:
+        return training_splits(meta)
 
     def prepare(
         self, meta: TaskMetadata, raw: Mapping[str, Any], split: str, subset: str
@@ -207,7 +221,8 @@ class MultilabelPrepared:
     eval_labels: list[list[Any]]
 
 
-class MultilabelClassification:
+class MultilabelClassification(RowType):
+    columns = {"text": "str", "label": "list"}
     name = "MultilabelClassification"
 
     def prepare(self, meta: TaskMetadata, raw: Mapping[str, Any], split: str, subset: str) -> MultilabelPrepared:

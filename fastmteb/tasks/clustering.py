@@ -23,7 +23,15 @@ import numpy as np
 from sklearn.cluster import MiniBatchKMeans
 from sklearn.metrics.cluster import adjusted_mutual_info_score, v_measure_score
 
-from fastmteb.tasks._common import SEED, TaskTypeError, column, embedding, param, split_rows
+from fastmteb.tasks._common import (
+    SEED,
+    RowType,
+    TaskTypeError,
+    column,
+    embedding,
+    param,
+    split_rows,
+)
 from fastmteb.tasks.base import TaskMetadata, TextRequest
 
 
@@ -43,7 +51,13 @@ class LegacyClusteringPrepared:
     sets: list[tuple[int, int, list[Any]] | None]  # per set: (start, end, labels) or None if <= 1 label
 
 
-class Clustering:
+class Clustering(RowType):
+    columns = {"sentences": "str", "labels": "labels"}
+
+    def schema(self, meta: TaskMetadata, subset: str) -> dict[str, str]:
+        if param(meta, "clustering", "fast") == "legacy":  # one row per cluster set
+            return {"sentences": "list[str]", "labels": "list"}
+        return dict(self.columns)
     name = "Clustering"
 
     def prepare(self, meta: TaskMetadata, raw: Mapping[str, Any], split: str, subset: str) -> Any:

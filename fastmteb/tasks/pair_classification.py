@@ -15,7 +15,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from fastmteb import kernels
-from fastmteb.tasks._common import column, embedding, paired_scores, param, split_rows
+from fastmteb.tasks._common import RowType, column, embedding, paired_scores, param, split_rows
 from fastmteb.tasks.base import TaskMetadata, TextRequest
 
 # (name, higher score = more similar), in mteb's report order
@@ -37,7 +37,23 @@ class PairPrepared:
     prompt_types: tuple[Any, Any]
 
 
-class PairClassification:
+class PairClassification(RowType):
+    columns = {"sentence1": "str", "sentence2": "str", "labels": "binary"}
+
+    def normalise(self, meta: TaskMetadata, splits: Any) -> Any:
+        """Local files name the pair label ``label``; mteb's datasets name it ``labels``."""
+        names = next(iter(splits.values())).column_names
+        if "label" in names and "labels" not in names:
+            splits = splits.rename_column("label", "labels")
+        return splits
+
+    def finalise_split(self, meta: TaskMetadata, rows: Any) -> Any:
+        """mteb's legacy pair storage: one row holding the three lists -> one row per pair."""
+        if len(rows) == 1 and isinstance(rows[0].get("labels"), list):
+            from datasets import Dataset
+
+            return Dataset.from_dict(rows[0])
+        return rows
     name = "PairClassification"
 
     def prepare(self, meta: TaskMetadata, raw: Mapping[str, Any], split: str, subset: str) -> PairPrepared:

@@ -1,2222 +1,59 @@
-"""Static registry of every task fastmteb knows, and the named benchmarks.
+"""Which tasks fastmteb runs: every mteb task it can score, read from mteb, plus its own few.
 
-The table below was transcribed from mteb 2.26.24's task classes (``mteb.get_task(name).metadata``
-plus class attributes such as ``samples_per_label``, ``ignore_identical_ids``, ``min_score`` /
-``max_score`` and the clustering limits, and the effect of each ``dataset_transform``).
-fastmteb does not import mteb at runtime; ``tests/data/test_registry.py`` compares every entry
-with mteb's own metadata whenever mteb is importable.
+mteb's task objects are the source of truth for what a task is (``fastmteb.tasks.mteb_adapter``):
+``get_task("SciFact")`` builds fastmteb's ``TaskMetadata`` from ``mteb.get_task("SciFact")``, and
+``get_benchmark("MTEB(eng, v2)")`` from ``mteb.get_benchmark`` with the benchmark's subset/split
+narrowing. This module holds only what mteb lacks:
 
-``params`` keys by type (mteb's attribute names and defaults, spelled out):
+* ``FASTMTEB_TASKS``: tasks that are not mteb's (the derived ``SciFactReranking``);
+* ``BENCHMARKS``: fastmteb's own benchmarks (the bundled ``fastmteb-mini``) with their narrowing.
 
-* Retrieval / Reranking: ``ignore_identical_ids``, ``k_values``, ``skip_first_result``, and
-  ``max_over_subqueries`` (MindSmallReranking); ``old_format`` for query/positive/negative rows.
-* Classification: ``samples_per_label``, ``n_experiments``, ``train_split``,
-  ``is_cross_validation``.
-* Clustering: ``clustering`` = "fast" (v2, one row per document) or "legacy" (one row per cluster
-  set); for "fast" also ``max_fraction_of_documents_to_embed`` (already the value left after the
-  dataset transform, e.g. None for StackExchangeClustering.v2), ``max_document_to_embed``,
-  ``max_documents_per_cluster``, ``n_clusters`` (bootstrap rounds), ``k_mean_batch_size``,
-  ``max_depth``.
-* PairClassification: ``input1_prompt_type``, ``input2_prompt_type``.
-* STS / Summarization: ``min_score``, ``max_score``.  BitextMining: ``parallel_subsets``.
-* Any type: ``abstask_prompt`` (mteb's fallback instruction when ``prompt`` is None) and
-  ``fast_loading`` (the hub dataset holds every subset in one config with a ``lang`` column).
+``TASKS`` is a read-only mapping over both (looking a name up imports mteb only for mteb's
+tasks; iterating it lists every runnable task). mteb is imported lazily, and the derived metadata
+is kept in an on-disk cache keyed by the mteb version and the adapter's source
+(``FASTMTEB_CATALOGUE_CACHE``: a folder, or ``0`` to turn the cache off), so a run of the bundled
+benchmark does not pay mteb's import time.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
-from dataclasses import replace
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, replace
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
-from fastmteb.tasks.base import TaskMetadata
+from fastmteb.tasks.base import TASK_TYPES, TaskMetadata
 
 __all__ = [
     "BENCHMARKS",
+    "FASTMTEB_TASKS",
     "TASKS",
     "UnknownTaskError",
+    "coverage",
     "get_benchmark",
     "get_task",
     "get_tasks",
+    "narrow",
 ]
+
+logger = logging.getLogger("fastmteb")
 
 
 class UnknownTaskError(ValueError):
-    """A task or benchmark name that the registry does not hold."""
-
-
-def _task(**fields: Any) -> TaskMetadata:
-    return TaskMetadata(**fields)
-
-
-_MTEB_ENG_V2 = (
-    "ArguAna",
-    "ArXivHierarchicalClusteringP2P",
-    "ArXivHierarchicalClusteringS2S",
-    "AskUbuntuDupQuestions",
-    "BIOSSES",
-    "Banking77Classification",
-    "BiorxivClusteringP2P.v2",
-    "CQADupstackGamingRetrieval",
-    "CQADupstackUnixRetrieval",
-    "ClimateFEVERHardNegatives",
-    "FEVERHardNegatives",
-    "FiQA2018",
-    "HotpotQAHardNegatives",
-    "ImdbClassification",
-    "MTOPDomainClassification",
-    "MassiveIntentClassification",
-    "MassiveScenarioClassification",
-    "MedrxivClusteringP2P.v2",
-    "MedrxivClusteringS2S.v2",
-    "MindSmallReranking",
-    "SCIDOCS",
-    "SICK-R",
-    "STS12",
-    "STS13",
-    "STS14",
-    "STS15",
-    "STSBenchmark",
-    "SprintDuplicateQuestions",
-    "StackExchangeClustering.v2",
-    "StackExchangeClusteringP2P.v2",
-    "TRECCOVID",
-    "Touche2020Retrieval.v3",
-    "ToxicConversationsClassification",
-    "TweetSentimentExtractionClassification",
-    "TwentyNewsgroupsClustering.v2",
-    "TwitterSemEval2015",
-    "TwitterURLCorpus",
-    "SummEvalSummarization.v2",
-    "AmazonCounterfactualClassification",
-    "STS17",
-    "STS22.v2",
-)
-
-# The 197 Flores-200 subsets that SIB200Classification and SIB200ClusteringS2S share.
-_SIB200_SUBSETS = (
-    "ace_Latn",
-    "acm_Arab",
-    "acq_Arab",
-    "aeb_Arab",
-    "afr_Latn",
-    "ajp_Arab",
-    "aka_Latn",
-    "als_Latn",
-    "amh_Ethi",
-    "apc_Arab",
-    "arb_Latn",
-    "ars_Arab",
-    "ary_Arab",
-    "arz_Arab",
-    "asm_Beng",
-    "ast_Latn",
-    "awa_Deva",
-    "ayr_Latn",
-    "azb_Arab",
-    "azj_Latn",
-    "bak_Cyrl",
-    "bam_Latn",
-    "ban_Latn",
-    "bel_Cyrl",
-    "bem_Latn",
-    "ben_Beng",
-    "bho_Deva",
-    "bjn_Latn",
-    "bod_Tibt",
-    "bos_Latn",
-    "bug_Latn",
-    "bul_Cyrl",
-    "cat_Latn",
-    "ceb_Latn",
-    "ces_Latn",
-    "cjk_Latn",
-    "ckb_Arab",
-    "crh_Latn",
-    "cym_Latn",
-    "dan_Latn",
-    "deu_Latn",
-    "dik_Latn",
-    "dyu_Latn",
-    "dzo_Tibt",
-    "ell_Grek",
-    "eng_Latn",
-    "epo_Latn",
-    "est_Latn",
-    "eus_Latn",
-    "ewe_Latn",
-    "fao_Latn",
-    "fij_Latn",
-    "fin_Latn",
-    "fon_Latn",
-    "fra_Latn",
-    "fur_Latn",
-    "fuv_Latn",
-    "gaz_Latn",
-    "gla_Latn",
-    "gle_Latn",
-    "glg_Latn",
-    "grn_Latn",
-    "guj_Gujr",
-    "hat_Latn",
-    "hau_Latn",
-    "heb_Hebr",
-    "hin_Deva",
-    "hne_Deva",
-    "hrv_Latn",
-    "hun_Latn",
-    "hye_Armn",
-    "ibo_Latn",
-    "ilo_Latn",
-    "ind_Latn",
-    "isl_Latn",
-    "ita_Latn",
-    "jav_Latn",
-    "jpn_Jpan",
-    "kab_Latn",
-    "kac_Latn",
-    "kam_Latn",
-    "kan_Knda",
-    "kas_Deva",
-    "kat_Geor",
-    "kaz_Cyrl",
-    "kbp_Latn",
-    "kea_Latn",
-    "khk_Cyrl",
-    "khm_Khmr",
-    "kik_Latn",
-    "kin_Latn",
-    "kir_Cyrl",
-    "kmb_Latn",
-    "kmr_Latn",
-    "knc_Latn",
-    "kon_Latn",
-    "kor_Hang",
-    "lao_Laoo",
-    "lij_Latn",
-    "lim_Latn",
-    "lin_Latn",
-    "lit_Latn",
-    "lmo_Latn",
-    "ltg_Latn",
-    "ltz_Latn",
-    "lua_Latn",
-    "lug_Latn",
-    "luo_Latn",
-    "lus_Latn",
-    "lvs_Latn",
-    "mag_Deva",
-    "mai_Deva",
-    "mal_Mlym",
-    "mar_Deva",
-    "min_Latn",
-    "mkd_Cyrl",
-    "mlt_Latn",
-    "mni_Beng",
-    "mos_Latn",
-    "mri_Latn",
-    "mya_Mymr",
-    "nld_Latn",
-    "nno_Latn",
-    "nob_Latn",
-    "npi_Deva",
-    "nqo_Nkoo",
-    "nso_Latn",
-    "nus_Latn",
-    "nya_Latn",
-    "oci_Latn",
-    "ory_Orya",
-    "pag_Latn",
-    "pan_Guru",
-    "pap_Latn",
-    "pbt_Arab",
-    "pes_Arab",
-    "plt_Latn",
-    "pol_Latn",
-    "por_Latn",
-    "prs_Arab",
-    "quy_Latn",
-    "ron_Latn",
-    "run_Latn",
-    "rus_Cyrl",
-    "sag_Latn",
-    "san_Deva",
-    "sat_Olck",
-    "scn_Latn",
-    "shn_Mymr",
-    "sin_Sinh",
-    "slk_Latn",
-    "slv_Latn",
-    "smo_Latn",
-    "sna_Latn",
-    "snd_Arab",
-    "som_Latn",
-    "sot_Latn",
-    "spa_Latn",
-    "srd_Latn",
-    "srp_Cyrl",
-    "ssw_Latn",
-    "sun_Latn",
-    "swe_Latn",
-    "swh_Latn",
-    "szl_Latn",
-    "tam_Taml",
-    "taq_Tfng",
-    "tat_Cyrl",
-    "tel_Telu",
-    "tgk_Cyrl",
-    "tgl_Latn",
-    "tha_Thai",
-    "tir_Ethi",
-    "tpi_Latn",
-    "tsn_Latn",
-    "tso_Latn",
-    "tuk_Latn",
-    "tum_Latn",
-    "tur_Latn",
-    "twi_Latn",
-    "tzm_Tfng",
-    "uig_Arab",
-    "ukr_Cyrl",
-    "umb_Latn",
-    "urd_Arab",
-    "uzn_Latn",
-    "vec_Latn",
-    "vie_Latn",
-    "war_Latn",
-    "wol_Latn",
-    "xho_Latn",
-    "ydd_Hebr",
-    "yor_Latn",
-    "yue_Hant",
-    "zho_Hant",
-    "zsm_Latn",
-    "zul_Latn",
-)
-_SIB200_LANGUAGES = {
-    "ace_Latn": ("ace-Latn",),
-    "acm_Arab": ("acm-Arab",),
-    "acq_Arab": ("acq-Arab",),
-    "aeb_Arab": ("aeb-Arab",),
-    "afr_Latn": ("afr-Latn",),
-    "ajp_Arab": ("ajp-Arab",),
-    "aka_Latn": ("aka-Latn",),
-    "als_Latn": ("als-Latn",),
-    "amh_Ethi": ("amh-Ethi",),
-    "apc_Arab": ("apc-Arab",),
-    "arb_Latn": ("arb-Latn",),
-    "ars_Arab": ("ars-Arab",),
-    "ary_Arab": ("ary-Arab",),
-    "arz_Arab": ("arz-Arab",),
-    "asm_Beng": ("asm-Beng",),
-    "ast_Latn": ("ast-Latn",),
-    "awa_Deva": ("awa-Deva",),
-    "ayr_Latn": ("ayr-Latn",),
-    "azb_Arab": ("azb-Arab",),
-    "azj_Latn": ("azj-Latn",),
-    "bak_Cyrl": ("bak-Cyrl",),
-    "bam_Latn": ("bam-Latn",),
-    "ban_Latn": ("ban-Latn",),
-    "bel_Cyrl": ("bel-Cyrl",),
-    "bem_Latn": ("bem-Latn",),
-    "ben_Beng": ("ben-Beng",),
-    "bho_Deva": ("bho-Deva",),
-    "bjn_Latn": ("bjn-Latn",),
-    "bod_Tibt": ("bod-Tibt",),
-    "bos_Latn": ("bos-Latn",),
-    "bug_Latn": ("bug-Latn",),
-    "bul_Cyrl": ("bul-Cyrl",),
-    "cat_Latn": ("cat-Latn",),
-    "ceb_Latn": ("ceb-Latn",),
-    "ces_Latn": ("ces-Latn",),
-    "cjk_Latn": ("cjk-Latn",),
-    "ckb_Arab": ("ckb-Arab",),
-    "crh_Latn": ("crh-Latn",),
-    "cym_Latn": ("cym-Latn",),
-    "dan_Latn": ("dan-Latn",),
-    "deu_Latn": ("deu-Latn",),
-    "dik_Latn": ("dik-Latn",),
-    "dyu_Latn": ("dyu-Latn",),
-    "dzo_Tibt": ("dzo-Tibt",),
-    "ell_Grek": ("ell-Grek",),
-    "eng_Latn": ("eng-Latn",),
-    "epo_Latn": ("epo-Latn",),
-    "est_Latn": ("est-Latn",),
-    "eus_Latn": ("eus-Latn",),
-    "ewe_Latn": ("ewe-Latn",),
-    "fao_Latn": ("fao-Latn",),
-    "fij_Latn": ("fij-Latn",),
-    "fin_Latn": ("fin-Latn",),
-    "fon_Latn": ("fon-Latn",),
-    "fra_Latn": ("fra-Latn",),
-    "fur_Latn": ("fur-Latn",),
-    "fuv_Latn": ("fuv-Latn",),
-    "gaz_Latn": ("gaz-Latn",),
-    "gla_Latn": ("gla-Latn",),
-    "gle_Latn": ("gle-Latn",),
-    "glg_Latn": ("glg-Latn",),
-    "grn_Latn": ("grn-Latn",),
-    "guj_Gujr": ("guj-Gujr",),
-    "hat_Latn": ("hat-Latn",),
-    "hau_Latn": ("hau-Latn",),
-    "heb_Hebr": ("heb-Hebr",),
-    "hin_Deva": ("hin-Deva",),
-    "hne_Deva": ("hne-Deva",),
-    "hrv_Latn": ("hrv-Latn",),
-    "hun_Latn": ("hun-Latn",),
-    "hye_Armn": ("hye-Armn",),
-    "ibo_Latn": ("ibo-Latn",),
-    "ilo_Latn": ("ilo-Latn",),
-    "ind_Latn": ("ind-Latn",),
-    "isl_Latn": ("isl-Latn",),
-    "ita_Latn": ("ita-Latn",),
-    "jav_Latn": ("jav-Latn",),
-    "jpn_Jpan": ("jpn-Jpan",),
-    "kab_Latn": ("kab-Latn",),
-    "kac_Latn": ("kac-Latn",),
-    "kam_Latn": ("kam-Latn",),
-    "kan_Knda": ("kan-Knda",),
-    "kas_Deva": ("kas-Deva",),
-    "kat_Geor": ("kat-Geor",),
-    "kaz_Cyrl": ("kaz-Cyrl",),
-    "kbp_Latn": ("kbp-Latn",),
-    "kea_Latn": ("kea-Latn",),
-    "khk_Cyrl": ("khk-Cyrl",),
-    "khm_Khmr": ("khm-Khmr",),
-    "kik_Latn": ("kik-Latn",),
-    "kin_Latn": ("kin-Latn",),
-    "kir_Cyrl": ("kir-Cyrl",),
-    "kmb_Latn": ("kmb-Latn",),
-    "kmr_Latn": ("kmr-Latn",),
-    "knc_Latn": ("knc-Latn",),
-    "kon_Latn": ("kon-Latn",),
-    "kor_Hang": ("kor-Hang",),
-    "lao_Laoo": ("lao-Laoo",),
-    "lij_Latn": ("lij-Latn",),
-    "lim_Latn": ("lim-Latn",),
-    "lin_Latn": ("lin-Latn",),
-    "lit_Latn": ("lit-Latn",),
-    "lmo_Latn": ("lmo-Latn",),
-    "ltg_Latn": ("ltg-Latn",),
-    "ltz_Latn": ("ltz-Latn",),
-    "lua_Latn": ("lua-Latn",),
-    "lug_Latn": ("lug-Latn",),
-    "luo_Latn": ("luo-Latn",),
-    "lus_Latn": ("lus-Latn",),
-    "lvs_Latn": ("lvs-Latn",),
-    "mag_Deva": ("mag-Deva",),
-    "mai_Deva": ("mai-Deva",),
-    "mal_Mlym": ("mal-Mlym",),
-    "mar_Deva": ("mar-Deva",),
-    "min_Latn": ("min-Latn",),
-    "mkd_Cyrl": ("mkd-Cyrl",),
-    "mlt_Latn": ("mlt-Latn",),
-    "mni_Beng": ("mni-Beng",),
-    "mos_Latn": ("mos-Latn",),
-    "mri_Latn": ("mri-Latn",),
-    "mya_Mymr": ("mya-Mymr",),
-    "nld_Latn": ("nld-Latn",),
-    "nno_Latn": ("nno-Latn",),
-    "nob_Latn": ("nob-Latn",),
-    "npi_Deva": ("npi-Deva",),
-    "nqo_Nkoo": ("nqo-Nkoo",),
-    "nso_Latn": ("nso-Latn",),
-    "nus_Latn": ("nus-Latn",),
-    "nya_Latn": ("nya-Latn",),
-    "oci_Latn": ("oci-Latn",),
-    "ory_Orya": ("ory-Orya",),
-    "pag_Latn": ("pag-Latn",),
-    "pan_Guru": ("pan-Guru",),
-    "pap_Latn": ("pap-Latn",),
-    "pbt_Arab": ("pbt-Arab",),
-    "pes_Arab": ("pes-Arab",),
-    "plt_Latn": ("plt-Latn",),
-    "pol_Latn": ("pol-Latn",),
-    "por_Latn": ("por-Latn",),
-    "prs_Arab": ("prs-Arab",),
-    "quy_Latn": ("quy-Latn",),
-    "ron_Latn": ("ron-Latn",),
-    "run_Latn": ("run-Latn",),
-    "rus_Cyrl": ("rus-Cyrl",),
-    "sag_Latn": ("sag-Latn",),
-    "san_Deva": ("san-Deva",),
-    "sat_Olck": ("sat-Olck",),
-    "scn_Latn": ("scn-Latn",),
-    "shn_Mymr": ("shn-Mymr",),
-    "sin_Sinh": ("sin-Sinh",),
-    "slk_Latn": ("slk-Latn",),
-    "slv_Latn": ("slv-Latn",),
-    "smo_Latn": ("smo-Latn",),
-    "sna_Latn": ("sna-Latn",),
-    "snd_Arab": ("snd-Arab",),
-    "som_Latn": ("som-Latn",),
-    "sot_Latn": ("sot-Latn",),
-    "spa_Latn": ("spa-Latn",),
-    "srd_Latn": ("srd-Latn",),
-    "srp_Cyrl": ("srp-Cyrl",),
-    "ssw_Latn": ("ssw-Latn",),
-    "sun_Latn": ("sun-Latn",),
-    "swe_Latn": ("swe-Latn",),
-    "swh_Latn": ("swh-Latn",),
-    "szl_Latn": ("szl-Latn",),
-    "tam_Taml": ("tam-Taml",),
-    "taq_Tfng": ("taq-Tfng",),
-    "tat_Cyrl": ("tat-Cyrl",),
-    "tel_Telu": ("tel-Telu",),
-    "tgk_Cyrl": ("tgk-Cyrl",),
-    "tgl_Latn": ("tgl-Latn",),
-    "tha_Thai": ("tha-Thai",),
-    "tir_Ethi": ("tir-Ethi",),
-    "tpi_Latn": ("tpi-Latn",),
-    "tsn_Latn": ("tsn-Latn",),
-    "tso_Latn": ("tso-Latn",),
-    "tuk_Latn": ("tuk-Latn",),
-    "tum_Latn": ("tum-Latn",),
-    "tur_Latn": ("tur-Latn",),
-    "twi_Latn": ("twi-Latn",),
-    "tzm_Tfng": ("tzm-Tfng",),
-    "uig_Arab": ("uig-Arab",),
-    "ukr_Cyrl": ("ukr-Cyrl",),
-    "umb_Latn": ("umb-Latn",),
-    "urd_Arab": ("urd-Arab",),
-    "uzn_Latn": ("uzn-Latn",),
-    "vec_Latn": ("vec-Latn",),
-    "vie_Latn": ("vie-Latn",),
-    "war_Latn": ("war-Latn",),
-    "wol_Latn": ("wol-Latn",),
-    "xho_Latn": ("xho-Latn",),
-    "ydd_Hebr": ("ydd-Hebr",),
-    "yor_Latn": ("yor-Latn",),
-    "yue_Hant": ("yue-Hant",),
-    "zho_Hant": ("zho-Hant",),
-    "zsm_Latn": ("zsm-Latn",),
-    "zul_Latn": ("zul-Latn",),
-}
-
-# The MASSIVE locales, shared by MassiveIntentClassification and MassiveScenarioClassification.
-_MASSIVE_SUBSETS = (
-    "af",
-    "am",
-    "ar",
-    "az",
-    "bn",
-    "cy",
-    "da",
-    "de",
-    "el",
-    "en",
-    "es",
-    "fa",
-    "fi",
-    "fr",
-    "he",
-    "hi",
-    "hu",
-    "hy",
-    "id",
-    "is",
-    "it",
-    "ja",
-    "jv",
-    "ka",
-    "km",
-    "kn",
-    "ko",
-    "lv",
-    "ml",
-    "mn",
-    "ms",
-    "my",
-    "nb",
-    "nl",
-    "pl",
-    "pt",
-    "ro",
-    "ru",
-    "sl",
-    "sq",
-    "sv",
-    "sw",
-    "ta",
-    "te",
-    "th",
-    "tl",
-    "tr",
-    "ur",
-    "vi",
-    "zh-CN",
-    "zh-TW",
-)
-_MASSIVE_LANGUAGES = {
-    "af": ("afr-Latn",),
-    "am": ("amh-Ethi",),
-    "ar": ("ara-Arab",),
-    "az": ("aze-Latn",),
-    "bn": ("ben-Beng",),
-    "cy": ("cym-Latn",),
-    "da": ("dan-Latn",),
-    "de": ("deu-Latn",),
-    "el": ("ell-Grek",),
-    "en": ("eng-Latn",),
-    "es": ("spa-Latn",),
-    "fa": ("fas-Arab",),
-    "fi": ("fin-Latn",),
-    "fr": ("fra-Latn",),
-    "he": ("heb-Hebr",),
-    "hi": ("hin-Deva",),
-    "hu": ("hun-Latn",),
-    "hy": ("hye-Armn",),
-    "id": ("ind-Latn",),
-    "is": ("isl-Latn",),
-    "it": ("ita-Latn",),
-    "ja": ("jpn-Jpan",),
-    "jv": ("jav-Latn",),
-    "ka": ("kat-Geor",),
-    "km": ("khm-Khmr",),
-    "kn": ("kan-Knda",),
-    "ko": ("kor-Kore",),
-    "lv": ("lav-Latn",),
-    "ml": ("mal-Mlym",),
-    "mn": ("mon-Cyrl",),
-    "ms": ("msa-Latn",),
-    "my": ("mya-Mymr",),
-    "nb": ("nob-Latn",),
-    "nl": ("nld-Latn",),
-    "pl": ("pol-Latn",),
-    "pt": ("por-Latn",),
-    "ro": ("ron-Latn",),
-    "ru": ("rus-Cyrl",),
-    "sl": ("slv-Latn",),
-    "sq": ("sqi-Latn",),
-    "sv": ("swe-Latn",),
-    "sw": ("swa-Latn",),
-    "ta": ("tam-Taml",),
-    "te": ("tel-Telu",),
-    "th": ("tha-Thai",),
-    "tl": ("tgl-Latn",),
-    "tr": ("tur-Latn",),
-    "ur": ("urd-Arab",),
-    "vi": ("vie-Latn",),
-    "zh-CN": ("cmo-Hans",),
-    "zh-TW": ("cmo-Hant",),
-}
-
-# The MasakhaNEWS languages, shared by its S2S and P2P clustering tasks.
-_MASAKHANEWS_SUBSETS = (
-    "amh",
-    "eng",
-    "fra",
-    "hau",
-    "ibo",
-    "lin",
-    "lug",
-    "orm",
-    "pcm",
-    "run",
-    "sna",
-    "som",
-    "swa",
-    "tir",
-    "xho",
-    "yor",
-)
-_MASAKHANEWS_LANGUAGES = {
-    "amh": ("amh-Ethi",),
-    "eng": ("eng-Latn",),
-    "fra": ("fra-Latn",),
-    "hau": ("hau-Latn",),
-    "ibo": ("ibo-Latn",),
-    "lin": ("lin-Latn",),
-    "lug": ("lug-Latn",),
-    "orm": ("orm-Ethi",),
-    "pcm": ("pcm-Latn",),
-    "run": ("run-Latn",),
-    "sna": ("sna-Latn",),
-    "som": ("som-Latn",),
-    "swa": ("swa-Latn",),
-    "tir": ("tir-Ethi",),
-    "xho": ("xho-Latn",),
-    "yor": ("yor-Latn",),
-}
-
-_ENTRIES = (
-    _task(
-        name="ArguAna",
-        type="Retrieval",
-        hf_path="mteb/arguana",
-        hf_revision="c22ab2a51041ffd869aaddef7af8d8215647e41a",
-        main_score="ndcg_at_10",
-        eval_splits=("test",),
-        hf_subsets=("default",),
-        languages={"default": ("eng-Latn",)},
-        multilingual=False,
-        prompt={"query": "Given a claim, find documents that refute the claim"},
-        license="cc-by-sa-4.0",
-        local_dir=None,
-        transform=None,
-        params={
-            "ignore_identical_ids": True,
-            "k_values": (1, 3, 5, 10, 20, 100, 1000),
-            "skip_first_result": False,
-            "abstask_prompt": "Retrieve text based on user query.",
-        },
-        description="ArguAna: Retrieval of the Best Counterargument without Prior Topic Knowledge",
-        reference="http://argumentation.bplaced.net/arguana/data",
-    ),
-    _task(
-        name="ArXivHierarchicalClusteringP2P",
-        type="Clustering",
-        hf_path="mteb/arxiv-clustering-p2p",
-        hf_revision="0bbdb47bcbe3a90093699aefeed338a0f28a7ee8",
-        main_score="v_measure",
-        eval_splits=("test",),
-        hf_subsets=("default",),
-        languages={"default": ("eng-Latn",)},
-        multilingual=False,
-        prompt=None,
-        license="cc0-1.0",
-        local_dir=None,
-        transform="arxiv_hierarchical",
-        params={
-            "clustering": "fast",
-            "max_fraction_of_documents_to_embed": 0.04,
-            "max_document_to_embed": None,
-            "max_documents_per_cluster": 16384,
-            "n_clusters": 10,
-            "k_mean_batch_size": 512,
-            "max_depth": None,
-            "abstask_prompt": "Identify categories in user passages.",
-        },
-        description=(
-            "Clustering of titles+abstract from arxiv. Clustering of 30 sets, either on the "
-            "main or secondary category"
-        ),
-        reference="https://www.kaggle.com/Cornell-University/arxiv",
-    ),
-    _task(
-        name="ArXivHierarchicalClusteringS2S",
-        type="Clustering",
-        hf_path="mteb/arxiv-clustering-s2s",
-        hf_revision="b73bd54100e5abfa6e3a23dcafb46fe4d2438dc3",
-        main_score="v_measure",
-        eval_splits=("test",),
-        hf_subsets=("default",),
-        languages={"default": ("eng-Latn",)},
-        multilingual=False,
-        prompt=None,
-        license="cc0-1.0",
-        local_dir=None,
-        transform="arxiv_hierarchical",
-        params={
-            "clustering": "fast",
-            "max_fraction_of_documents_to_embed": 0.04,
-            "max_document_to_embed": None,
-            "max_documents_per_cluster": 16384,
-            "n_clusters": 10,
-            "k_mean_batch_size": 512,
-            "max_depth": None,
-            "abstask_prompt": "Identify categories in user passages.",
-        },
-        description=(
-            "Clustering of titles from arxiv. Clustering of 30 sets, either on the main or "
-            "secondary category"
-        ),
-        reference="https://www.kaggle.com/Cornell-University/arxiv",
-    ),
-    _task(
-        name="AskUbuntuDupQuestions",
-        type="Reranking",
-        hf_path="mteb/AskUbuntuDupQuestions",
-        hf_revision="c5691e3c48741d5f83b5cc8e630653d7a8cfc048",
-        main_score="map_at_1000",
-        eval_splits=("test",),
-        hf_subsets=("default",),
-        languages={"default": ("eng-Latn",)},
-        multilingual=False,
-        prompt="Retrieve duplicate questions from AskUbuntu forum",
-        license="cc-by-sa-3.0",
-        local_dir=None,
-        transform=None,
-        params={
-            "ignore_identical_ids": False,
-            "k_values": (1, 3, 5, 10, 20, 100, 1000),
-            "skip_first_result": False,
-            "abstask_prompt": "Retrieve text based on user query.",
-        },
-        description=(
-            "AskUbuntu Question Dataset - Questions from AskUbuntu with manual annotations "
-            "marking pairs of questions as similar or non-similar"
-        ),
-        reference="https://github.com/taolei87/askubuntu",
-    ),
-    _task(
-        name="BIOSSES",
-        type="STS",
-        hf_path="mteb/biosses-sts",
-        hf_revision="d3fb88f8f02e40887cd149695127462bbcf29b4a",
-        main_score="cosine_spearman",
-        eval_splits=("test",),
-        hf_subsets=("default",),
-        languages={"default": ("eng-Latn",)},
-        multilingual=False,
-        prompt=None,
-        license="not specified",
-        local_dir="BIOSSES",
-        transform=None,
-        params={
-            "min_score": 0,
-            "max_score": 5,
-            "abstask_prompt": "Retrieve semantically similar text.",
-        },
-        description="Biomedical Semantic Similarity Estimation.",
-        reference="https://tabilab.cmpe.boun.edu.tr/BIOSSES/DataSet.html",
-    ),
-    _task(
-        name="Banking77Classification",
-        type="Classification",
-        hf_path="mteb/banking77",
-        hf_revision="0fd18e25b25c072e09e0d92ab615fda904d66300",
-        main_score="accuracy",
-        eval_splits=("test",),
-        hf_subsets=("default",),
-        languages={"default": ("eng-Latn",)},
-        multilingual=False,
-        prompt="Given a online banking query, find the corresponding intents",
-        license="mit",
-        local_dir="Banking77Classification",
-        transform=None,
-        params={
-            "samples_per_label": 8,
-            "n_experiments": 10,
-            "train_split": "train",
-            "is_cross_validation": False,
-            "abstask_prompt": "Classify user passages.",
-        },
-        description=(
-            "Dataset composed of online banking queries annotated with their corresponding intents."
-        ),
-        reference="https://arxiv.org/abs/2003.04807",
-    ),
-    _task(
-        name="BiorxivClusteringP2P.v2",
-        type="Clustering",
-        hf_path="mteb/biorxiv-clustering-p2p",
-        hf_revision="f5dbc242e11dd8e24def4c4268607a49e02946dc",
-        main_score="v_measure",
-        eval_splits=("test",),
-        hf_subsets=("default",),
-        languages={"default": ("eng-Latn",)},
-        multilingual=False,
-        prompt="Identify the main category of Biorxiv papers based on the titles and abstracts",
-        license="https://www.biorxiv.org/content/about-biorxiv",
-        local_dir=None,
-        transform="check_label_distribution",
-        params={
-            "clustering": "fast",
-            "max_fraction_of_documents_to_embed": 0.04,
-            "max_document_to_embed": None,
-            "max_documents_per_cluster": 16384,
-            "n_clusters": 10,
-            "k_mean_batch_size": 512,
-            "max_depth": None,
-            "abstask_prompt": "Identify categories in user passages.",
-        },
-        description="Clustering of titles+abstract from biorxiv across 26 categories.",
-        reference="https://api.biorxiv.org/",
-    ),
-    _task(
-        name="CQADupstackGamingRetrieval",
-        type="Retrieval",
-        hf_path="mteb/cqadupstack-gaming",
-        hf_revision="4885aa143210c98657558c04aaf3dc47cfb54340",
-        main_score="ndcg_at_10",
-        eval_splits=("test",),
-        hf_subsets=("default",),
-        languages={"default": ("eng-Latn",)},
-        multilingual=False,
-        prompt=None,
-        license="apache-2.0",
-        local_dir=None,
-        transform=None,
-        params={
-            "ignore_identical_ids": False,
-            "k_values": (1, 3, 5, 10, 20, 100, 1000),
-            "skip_first_result": False,
-            "abstask_prompt": "Retrieve text based on user query.",
-        },
-        description="CQADupStack: A Benchmark Data Set for Community Question-Answering Research",
-        reference="http://nlp.cis.unimelb.edu.au/resources/cqadupstack/",
-    ),
-    _task(
-        name="CQADupstackUnixRetrieval",
-        type="Retrieval",
-        hf_path="mteb/cqadupstack-unix",
-        hf_revision="6c6430d3a6d36f8d2a829195bc5dc94d7e063e53",
-        main_score="ndcg_at_10",
-        eval_splits=("test",),
-        hf_subsets=("default",),
-        languages={"default": ("eng-Latn",)},
-        multilingual=False,
-        prompt=None,
-        license="apache-2.0",
-        local_dir=None,
-        transform=None,
-        params={
-            "ignore_identical_ids": False,
-            "k_values": (1, 3, 5, 10, 20, 100, 1000),
-            "skip_first_result": False,
-            "abstask_prompt": "Retrieve text based on user query.",
-        },
-        description="CQADupStack: A Benchmark Data Set for Community Question-Answering Research",
-        reference="http://nlp.cis.unimelb.edu.au/resources/cqadupstack/",
-    ),
-    _task(
-        name="ClimateFEVERHardNegatives",
-        type="Retrieval",
-        hf_path="mteb/ClimateFEVER_test_top_250_only_w_correct-v2",
-        hf_revision="3a309e201f3c2c4b13bd4a367a8f37eee2ec1d21",
-        main_score="ndcg_at_10",
-        eval_splits=("test",),
-        hf_subsets=("default",),
-        languages={"default": ("eng-Latn",)},
-        multilingual=False,
-        prompt=None,
-        license="cc-by-sa-4.0",
-        local_dir=None,
-        transform=None,
-        params={
-            "ignore_identical_ids": False,
-            "k_values": (1, 3, 5, 10, 20, 100, 1000),
-            "skip_first_result": False,
-            "abstask_prompt": "Retrieve text based on user query.",
-        },
-        description=(
-            "CLIMATE-FEVER is a dataset adopting the FEVER methodology that consists of 1,535"
-            " real-world claims regarding climate-change. The hard negative version has..."
-        ),
-        reference="https://www.sustainablefinance.uzh.ch/en/research/climate-fever.html",
-    ),
-    _task(
-        name="FEVERHardNegatives",
-        type="Retrieval",
-        hf_path="mteb/FEVER_test_top_250_only_w_correct-v2",
-        hf_revision="080c9ed6267b65029207906e815d44a9240bafca",
-        main_score="ndcg_at_10",
-        eval_splits=("test",),
-        hf_subsets=("default",),
-        languages={"default": ("eng-Latn",)},
-        multilingual=False,
-        prompt=None,
-        license="cc-by-nc-sa-3.0",
-        local_dir=None,
-        transform=None,
-        params={
-            "ignore_identical_ids": True,
-            "k_values": (1, 3, 5, 10, 20, 100, 1000),
-            "skip_first_result": False,
-            "abstask_prompt": "Retrieve text based on user query.",
-        },
-        description=(
-            "FEVER (Fact Extraction and VERification) consists of 185,445 claims generated by"
-            " altering sentences extracted from Wikipedia and subsequently verified..."
-        ),
-        reference="https://fever.ai/",
-    ),
-    _task(
-        name="FiQA2018",
-        type="Retrieval",
-        hf_path="mteb/fiqa",
-        hf_revision="27a168819829fe9bcd655c2df245fb19452e8e06",
-        main_score="ndcg_at_10",
-        eval_splits=("test",),
-        hf_subsets=("default",),
-        languages={"default": ("eng-Latn",)},
-        multilingual=False,
-        prompt={
-            "query": "Given a financial question, retrieve user replies that best answer the "
-            "question"
-        },
-        license="not specified",
-        local_dir=None,
-        transform=None,
-        params={
-            "ignore_identical_ids": True,
-            "k_values": (1, 3, 5, 10, 20, 100, 1000),
-            "skip_first_result": False,
-            "abstask_prompt": "Retrieve text based on user query.",
-        },
-        description="Financial Opinion Mining and Question Answering",
-        reference="https://sites.google.com/view/fiqa/",
-    ),
-    _task(
-        name="HotpotQAHardNegatives",
-        type="Retrieval",
-        hf_path="mteb/HotpotQA_test_top_250_only_w_correct-v2",
-        hf_revision="617612fa63afcb60e3b134bed8b7216a99707c37",
-        main_score="ndcg_at_10",
-        eval_splits=("test",),
-        hf_subsets=("default",),
-        languages={"default": ("eng-Latn",)},
-        multilingual=False,
-        prompt=None,
-        license="cc-by-sa-4.0",
-        local_dir=None,
-        transform=None,
-        params={
-            "ignore_identical_ids": False,
-            "k_values": (1, 3, 5, 10, 20, 100, 1000),
-            "skip_first_result": False,
-            "abstask_prompt": "Retrieve text based on user query.",
-        },
-        description=(
-            "HotpotQA is a question answering dataset featuring natural, multi-hop questions,"
-            " with strong supervision for supporting facts to enable more explainable..."
-        ),
-        reference="https://hotpotqa.github.io/",
-    ),
-    _task(
-        name="ImdbClassification",
-        type="Classification",
-        hf_path="mteb/imdb",
-        hf_revision="3d86128a09e091d6018b6d26cad27f2739fc2db7",
-        main_score="accuracy",
-        eval_splits=("test",),
-        hf_subsets=("default",),
-        languages={"default": ("eng-Latn",)},
-        multilingual=False,
-        prompt=(
-            "Classify the sentiment expressed in the given movie review text from the IMDB dataset"
-        ),
-        license="not specified",
-        local_dir=None,
-        transform=None,
-        params={
-            "samples_per_label": 8,
-            "n_experiments": 10,
-            "train_split": "train",
-            "is_cross_validation": False,
-            "abstask_prompt": "Classify user passages.",
-        },
-        description="Large Movie Review Dataset",
-        reference="http://www.aclweb.org/anthology/P11-1015",
-    ),
-    _task(
-        name="MTOPDomainClassification",
-        type="Classification",
-        hf_path="mteb/MTOPDomainClassification",
-        hf_revision="a76d16fae880597b9c73047b50159220a441cb54",
-        main_score="accuracy",
-        eval_splits=("validation", "test"),
-        hf_subsets=("en", "de", "es", "fr", "hi", "th"),
-        languages={
-            "en": ("eng-Latn",),
-            "de": ("deu-Latn",),
-            "es": ("spa-Latn",),
-            "fr": ("fra-Latn",),
-            "hi": ("hin-Deva",),
-            "th": ("tha-Thai",),
-        },
-        multilingual=True,
-        prompt="Classify the intent domain of the given utterance in task-oriented conversation",
-        license="not specified",
-        local_dir=None,
-        transform=None,
-        params={
-            "samples_per_label": 8,
-            "n_experiments": 10,
-            "train_split": "train",
-            "is_cross_validation": False,
-            "abstask_prompt": "Classify user passages.",
-        },
-        description="MTOP: Multilingual Task-Oriented Semantic Parsing",
-        reference="https://arxiv.org/pdf/2008.09335.pdf",
-    ),
-    _task(
-        name="MassiveIntentClassification",
-        type="Classification",
-        hf_path="mteb/amazon_massive_intent",
-        hf_revision="4672e20407010da34463acc759c162ca9734bca6",
-        main_score="accuracy",
-        eval_splits=("validation", "test"),
-        hf_subsets=_MASSIVE_SUBSETS,
-        languages=_MASSIVE_LANGUAGES,
-        multilingual=True,
-        prompt="Given a user utterance as query, find the user intents",
-        license="apache-2.0",
-        local_dir=None,
-        transform=None,
-        params={
-            "samples_per_label": 8,
-            "n_experiments": 10,
-            "train_split": "train",
-            "is_cross_validation": False,
-            "fast_loading": True,
-            "abstask_prompt": "Classify user passages.",
-        },
-        description=(
-            "MASSIVE: A 1M-Example Multilingual Natural Language Understanding Dataset with "
-            "51 Typologically-Diverse Languages"
-        ),
-        reference="https://arxiv.org/abs/2204.08582",
-    ),
-    _task(
-        name="MassiveScenarioClassification",
-        type="Classification",
-        hf_path="mteb/amazon_massive_scenario",
-        hf_revision="fad2c6e8459f9e1c45d9315f4953d921437d70f8",
-        main_score="accuracy",
-        eval_splits=("validation", "test"),
-        hf_subsets=_MASSIVE_SUBSETS,
-        languages=_MASSIVE_LANGUAGES,
-        multilingual=True,
-        prompt="Given a user utterance as query, find the user scenarios",
-        license="apache-2.0",
-        local_dir=None,
-        transform=None,
-        params={
-            "samples_per_label": 8,
-            "n_experiments": 10,
-            "train_split": "train",
-            "is_cross_validation": False,
-            "fast_loading": True,
-            "abstask_prompt": "Classify user passages.",
-        },
-        description=(
-            "MASSIVE: A 1M-Example Multilingual Natural Language Understanding Dataset with "
-            "51 Typologically-Diverse Languages"
-        ),
-        reference="https://arxiv.org/abs/2204.08582",
-    ),
-    _task(
-        name="MedrxivClusteringP2P.v2",
-        type="Clustering",
-        hf_path="mteb/medrxiv-clustering-p2p",
-        hf_revision="e7a26af6f3ae46b30dde8737f02c07b1505bcc73",
-        main_score="v_measure",
-        eval_splits=("test",),
-        hf_subsets=("default",),
-        languages={"default": ("eng-Latn",)},
-        multilingual=False,
-        prompt="Identify the main category of Medrxiv papers based on the titles and abstracts",
-        license="https://www.medrxiv.org/content/about-medrxiv",
-        local_dir=None,
-        transform="flatten_clusters",
-        params={
-            "clustering": "fast",
-            "max_fraction_of_documents_to_embed": 0.04,
-            "max_document_to_embed": None,
-            "max_documents_per_cluster": 16384,
-            "n_clusters": 10,
-            "k_mean_batch_size": 512,
-            "max_depth": None,
-            "abstask_prompt": "Identify categories in user passages.",
-        },
-        description="Clustering of titles+abstract from medrxiv across 51 categories.",
-        reference="https://api.medrxiv.org/",
-    ),
-    _task(
-        name="MedrxivClusteringS2S.v2",
-        type="Clustering",
-        hf_path="mteb/medrxiv-clustering-s2s",
-        hf_revision="35191c8c0dca72d8ff3efcd72aa802307d469663",
-        main_score="v_measure",
-        eval_splits=("test",),
-        hf_subsets=("default",),
-        languages={"default": ("eng-Latn",)},
-        multilingual=False,
-        prompt="Identify the main category of Medrxiv papers based on the titles",
-        license="https://www.medrxiv.org/content/about-medrxiv",
-        local_dir=None,
-        transform="flatten_clusters",
-        params={
-            "clustering": "fast",
-            "max_fraction_of_documents_to_embed": 0.04,
-            "max_document_to_embed": None,
-            "max_documents_per_cluster": 16384,
-            "n_clusters": 10,
-            "k_mean_batch_size": 512,
-            "max_depth": None,
-            "abstask_prompt": "Identify categories in user passages.",
-        },
-        description="Clustering of titles from medrxiv across 51 categories.",
-        reference="https://api.medrxiv.org/",
-    ),
-    _task(
-        name="MindSmallReranking",
-        type="Reranking",
-        hf_path="mteb/MindSmallReranking",
-        hf_revision="227478e3235572039f4f7661840e059f31ef6eb1",
-        main_score="max_over_subqueries_map_at_1000",
-        eval_splits=("test",),
-        hf_subsets=("default",),
-        languages={"default": ("eng-Latn",)},
-        multilingual=False,
-        prompt="Retrieve relevant news articles based on user browsing history",
-        license="https://github.com/msnews/MIND/blob/master/MSR%20License_Data.pdf",
-        local_dir=None,
-        transform=None,
-        params={
-            "ignore_identical_ids": False,
-            "k_values": (1, 3, 5, 10, 20, 100, 1000),
-            "skip_first_result": False,
-            "max_over_subqueries": True,
-            "abstask_prompt": "Retrieve text based on user query.",
-        },
-        description=(
-            "Microsoft News Dataset: A Large-Scale English Dataset for News Recommendation Research"
-        ),
-        reference="https://msnews.github.io/assets/doc/ACL2020_MIND.pdf",
-    ),
-    _task(
-        name="SCIDOCS",
-        type="Retrieval",
-        hf_path="mteb/scidocs",
-        hf_revision="f8c2fcf00f625baaa80f62ec5bd9e1fff3b8ae88",
-        main_score="ndcg_at_10",
-        eval_splits=("test",),
-        hf_subsets=("default",),
-        languages={"default": ("eng-Latn",)},
-        multilingual=False,
-        prompt={
-            "query": "Given a scientific paper title, retrieve paper abstracts that are cited by "
-            "the given paper"
-        },
-        license="cc-by-sa-4.0",
-        local_dir=None,
-        transform=None,
-        params={
-            "ignore_identical_ids": False,
-            "k_values": (1, 3, 5, 10, 20, 100, 1000),
-            "skip_first_result": False,
-            "abstask_prompt": "Retrieve text based on user query.",
-        },
-        description=(
-            "SciDocs, a new evaluation benchmark consisting of seven document-level tasks "
-            "ranging from citation prediction, to document classification and recommendation."
-        ),
-        reference="https://allenai.org/data/scidocs",
-    ),
-    _task(
-        name="SICK-R",
-        type="STS",
-        hf_path="mteb/sickr-sts",
-        hf_revision="20a6d6f312dd54037fe07a32d58e5e168867909d",
-        main_score="cosine_spearman",
-        eval_splits=("test",),
-        hf_subsets=("default",),
-        languages={"default": ("eng-Latn",)},
-        multilingual=False,
-        prompt=None,
-        license="cc-by-nc-sa-3.0",
-        local_dir="SICK-R",
-        transform=None,
-        params={
-            "min_score": 0,
-            "max_score": 5,
-            "abstask_prompt": "Retrieve semantically similar text.",
-        },
-        description="Semantic Textual Similarity SICK-R dataset",
-        reference="https://aclanthology.org/L14-1314/",
-    ),
-    _task(
-        name="STS12",
-        type="STS",
-        hf_path="mteb/sts12-sts",
-        hf_revision="a0d554a64d88156834ff5ae9920b964011b16384",
-        main_score="cosine_spearman",
-        eval_splits=("test",),
-        hf_subsets=("default",),
-        languages={"default": ("eng-Latn",)},
-        multilingual=False,
-        prompt=None,
-        license="not specified",
-        local_dir="STS12",
-        transform=None,
-        params={
-            "min_score": 0,
-            "max_score": 5,
-            "abstask_prompt": "Retrieve semantically similar text.",
-        },
-        description="SemEval-2012 Task 6.",
-        reference="https://www.aclweb.org/anthology/S12-1051.pdf",
-    ),
-    _task(
-        name="STS13",
-        type="STS",
-        hf_path="mteb/sts13-sts",
-        hf_revision="7e90230a92c190f1bf69ae9002b8cea547a64cca",
-        main_score="cosine_spearman",
-        eval_splits=("test",),
-        hf_subsets=("default",),
-        languages={"default": ("eng-Latn",)},
-        multilingual=False,
-        prompt=None,
-        license="not specified",
-        local_dir="STS13",
-        transform=None,
-        params={
-            "min_score": 0,
-            "max_score": 5,
-            "abstask_prompt": "Retrieve semantically similar text.",
-        },
-        description="SemEval STS 2013 dataset.",
-        reference="https://www.aclweb.org/anthology/S13-1004/",
-    ),
-    _task(
-        name="STS14",
-        type="STS",
-        hf_path="mteb/sts14-sts",
-        hf_revision="6031580fec1f6af667f0bd2da0a551cf4f0b2375",
-        main_score="cosine_spearman",
-        eval_splits=("test",),
-        hf_subsets=("default",),
-        languages={"default": ("eng-Latn",)},
-        multilingual=False,
-        prompt=None,
-        license="not specified",
-        local_dir="STS14",
-        transform=None,
-        params={
-            "min_score": 0,
-            "max_score": 5,
-            "abstask_prompt": "Retrieve semantically similar text.",
-        },
-        description="SemEval STS 2014 dataset. Currently only the English dataset",
-        reference="https://www.aclweb.org/anthology/S14-1002",
-    ),
-    _task(
-        name="STS15",
-        type="STS",
-        hf_path="mteb/sts15-sts",
-        hf_revision="ae752c7c21bf194d8b67fd573edf7ae58183cbe3",
-        main_score="cosine_spearman",
-        eval_splits=("test",),
-        hf_subsets=("default",),
-        languages={"default": ("eng-Latn",)},
-        multilingual=False,
-        prompt=None,
-        license="not specified",
-        local_dir="STS15",
-        transform=None,
-        params={
-            "min_score": 0,
-            "max_score": 5,
-            "abstask_prompt": "Retrieve semantically similar text.",
-        },
-        description="SemEval STS 2015 dataset",
-        reference="https://www.aclweb.org/anthology/S15-2010",
-    ),
-    _task(
-        name="STSBenchmark",
-        type="STS",
-        hf_path="mteb/stsbenchmark-sts",
-        hf_revision="b0fddb56ed78048fa8b90373c8a3cfc37b684831",
-        main_score="cosine_spearman",
-        eval_splits=("test",),
-        hf_subsets=("default",),
-        languages={"default": ("eng-Latn",)},
-        multilingual=False,
-        prompt=None,
-        license="not specified",
-        local_dir="STSBenchmark",
-        transform=None,
-        params={
-            "min_score": 0,
-            "max_score": 5,
-            "abstask_prompt": "Retrieve semantically similar text.",
-        },
-        description="Semantic Textual Similarity Benchmark (STSbenchmark) dataset.",
-        reference="https://github.com/PhilipMay/stsb-multi-mt/",
-    ),
-    _task(
-        name="SprintDuplicateQuestions",
-        type="PairClassification",
-        hf_path="mteb/sprintduplicatequestions-pairclassification",
-        hf_revision="d66bd1f72af766a5cc4b0ca5e00c162f89e8cc46",
-        main_score="max_ap",
-        eval_splits=("test",),
-        hf_subsets=("default",),
-        languages={"default": ("eng-Latn",)},
-        multilingual=False,
-        prompt="Retrieve duplicate questions from Sprint forum",
-        license="not specified",
-        local_dir=None,
-        transform="rename_sent_columns",
-        params={
-            "input1_prompt_type": None,
-            "input2_prompt_type": None,
-            "abstask_prompt": "Retrieve text that are semantically similar to the given text.",
-        },
-        description="Duplicate questions from the Sprint community.",
-        reference="https://www.aclweb.org/anthology/D18-1131/",
-    ),
-    _task(
-        name="StackExchangeClustering.v2",
-        type="Clustering",
-        hf_path="mteb/stackexchange-clustering",
-        hf_revision="6cbc1f7b2bc0622f2e39d2c77fa502909748c259",
-        main_score="v_measure",
-        eval_splits=("test",),
-        hf_subsets=("default",),
-        languages={"default": ("eng-Latn",)},
-        multilingual=False,
-        prompt="Identify the topic or theme of StackExchange posts based on the titles",
-        license="not specified",
-        local_dir=None,
-        transform="flatten_stratified_subsample",
-        params={
-            "clustering": "fast",
-            "max_fraction_of_documents_to_embed": None,
-            "max_document_to_embed": None,
-            "max_documents_per_cluster": 16384,
-            "n_clusters": 10,
-            "k_mean_batch_size": 512,
-            "max_depth": None,
-            "abstask_prompt": "Identify categories in user passages.",
-        },
-        description=(
-            "Clustering of titles from 121 stackexchanges. Clustering of 25 sets, each with "
-            "10-50 classes, and each class with 100 - 1000 sentences."
-        ),
-        reference="https://arxiv.org/abs/2104.07081",
-    ),
-    _task(
-        name="StackExchangeClusteringP2P.v2",
-        type="Clustering",
-        hf_path="mteb/stackexchange-clustering-p2p",
-        hf_revision="815ca46b2622cec33ccafc3735d572c266efdb44",
-        main_score="v_measure",
-        eval_splits=("test",),
-        hf_subsets=("default",),
-        languages={"default": ("eng-Latn",)},
-        multilingual=False,
-        prompt="Identify the topic or theme of StackExchange posts based on the given paragraphs",
-        license="not specified",
-        local_dir=None,
-        transform="flatten_drop_singletons",
-        params={
-            "clustering": "fast",
-            "max_fraction_of_documents_to_embed": 0.04,
-            "max_document_to_embed": None,
-            "max_documents_per_cluster": 16384,
-            "n_clusters": 10,
-            "k_mean_batch_size": 512,
-            "max_depth": None,
-            "abstask_prompt": "Identify categories in user passages.",
-        },
-        description=(
-            "Clustering of title+body from stackexchange. Clustering of 5 sets of 10k "
-            "paragraphs and 5 sets of 5k paragraphs."
-        ),
-        reference="https://arxiv.org/abs/2104.07081",
-    ),
-    _task(
-        name="TRECCOVID",
-        type="Retrieval",
-        hf_path="mteb/trec-covid",
-        hf_revision="bb9466bac8153a0349341eb1b22e06409e78ef4e",
-        main_score="ndcg_at_10",
-        eval_splits=("test",),
-        hf_subsets=("default",),
-        languages={"default": ("eng-Latn",)},
-        multilingual=False,
-        prompt={"query": "Given a query on COVID-19, retrieve documents that answer the query"},
-        license="not specified",
-        local_dir=None,
-        transform=None,
-        params={
-            "ignore_identical_ids": False,
-            "k_values": (1, 3, 5, 10, 20, 100, 1000),
-            "skip_first_result": False,
-            "abstask_prompt": "Retrieve text based on user query.",
-        },
-        description=(
-            "TRECCOVID is an ad-hoc search challenge based on the COVID-19 dataset containing"
-            " scientific articles related to the COVID-19 pandemic."
-        ),
-        reference="https://ir.nist.gov/covidSubmit/index.html",
-    ),
-    _task(
-        name="Touche2020Retrieval.v3",
-        type="Retrieval",
-        hf_path="mteb/webis-touche2020-v3",
-        hf_revision="431886eaecc48f067a3975b70d0949ea2862463c",
-        main_score="ndcg_at_10",
-        eval_splits=("test",),
-        hf_subsets=("default",),
-        languages={"default": ("eng-Latn",)},
-        multilingual=False,
-        prompt=None,
-        license="cc-by-sa-4.0",
-        local_dir=None,
-        transform=None,
-        params={
-            "ignore_identical_ids": False,
-            "k_values": (1, 3, 5, 10, 20, 100, 1000),
-            "skip_first_result": False,
-            "abstask_prompt": "Retrieve text based on user query.",
-        },
-        description="Touché Task 1: Argument Retrieval for Controversial Questions",
-        reference="https://github.com/castorini/touche-error-analysis",
-    ),
-    _task(
-        name="ToxicConversationsClassification",
-        type="Classification",
-        hf_path="mteb/toxic_conversations_50k",
-        hf_revision="edfaf9da55d3dd50d43143d90c1ac476895ae6de",
-        main_score="accuracy",
-        eval_splits=("test",),
-        hf_subsets=("default",),
-        languages={"default": ("eng-Latn",)},
-        multilingual=False,
-        prompt="Classify the given comments as either toxic or not toxic",
-        license="cc-by-4.0",
-        local_dir=None,
-        transform="stratified_subsample_test",
-        params={
-            "samples_per_label": 16,
-            "n_experiments": 10,
-            "train_split": "train",
-            "is_cross_validation": False,
-            "abstask_prompt": "Classify user passages.",
-        },
-        description=(
-            "Collection of comments from the Civil Comments platform together with "
-            "annotations if the comment is toxic or not."
-        ),
-        reference=(
-            "https://www.kaggle.com/competitions/jigsaw-unintended-bias-in-toxicity-"
-            "classification/overview"
-        ),
-    ),
-    _task(
-        name="TweetSentimentExtractionClassification",
-        type="Classification",
-        hf_path="mteb/tweet_sentiment_extraction",
-        hf_revision="d604517c81ca91fe16a244d1248fc021f9ecee7a",
-        main_score="accuracy",
-        eval_splits=("test",),
-        hf_subsets=("default",),
-        languages={"default": ("eng-Latn",)},
-        multilingual=False,
-        prompt="Classify the sentiment of a given tweet as either positive, negative, or neutral",
-        license="not specified",
-        local_dir=None,
-        transform=None,
-        params={
-            "samples_per_label": 32,
-            "n_experiments": 10,
-            "train_split": "train",
-            "is_cross_validation": False,
-            "abstask_prompt": "Classify user passages.",
-        },
-        description="",
-        reference="https://www.kaggle.com/competitions/tweet-sentiment-extraction/overview",
-    ),
-    _task(
-        name="TwentyNewsgroupsClustering.v2",
-        type="Clustering",
-        hf_path="mteb/twentynewsgroups-clustering",
-        hf_revision="6125ec4e24fa026cec8a478383ee943acfbd5449",
-        main_score="v_measure",
-        eval_splits=("test",),
-        hf_subsets=("default",),
-        languages={"default": ("eng-Latn",)},
-        multilingual=False,
-        prompt="Identify the topic or theme of the given news articles",
-        license="not specified",
-        local_dir=None,
-        transform="flatten_clusters",
-        params={
-            "clustering": "fast",
-            "max_fraction_of_documents_to_embed": 0.04,
-            "max_document_to_embed": None,
-            "max_documents_per_cluster": 16384,
-            "n_clusters": 10,
-            "k_mean_batch_size": 512,
-            "max_depth": None,
-            "abstask_prompt": "Identify categories in user passages.",
-        },
-        description="Clustering of the 20 Newsgroups dataset (subject only).",
-        reference="https://scikit-learn.org/0.19/datasets/twenty_newsgroups.html",
-    ),
-    _task(
-        name="TwitterSemEval2015",
-        type="PairClassification",
-        hf_path="mteb/twittersemeval2015-pairclassification",
-        hf_revision="70970daeab8776df92f5ea462b6173c0b46fd2d1",
-        main_score="max_ap",
-        eval_splits=("test",),
-        hf_subsets=("default",),
-        languages={"default": ("eng-Latn",)},
-        multilingual=False,
-        prompt="Retrieve tweets that are semantically similar to the given tweet",
-        license="not specified",
-        local_dir=None,
-        transform="rename_sent_columns",
-        params={
-            "input1_prompt_type": None,
-            "input2_prompt_type": None,
-            "abstask_prompt": "Retrieve text that are semantically similar to the given text.",
-        },
-        description="Paraphrase-Pairs of Tweets from the SemEval 2015 workshop.",
-        reference="https://alt.qcri.org/semeval2015/task1/",
-    ),
-    _task(
-        name="TwitterURLCorpus",
-        type="PairClassification",
-        hf_path="mteb/twitterurlcorpus-pairclassification",
-        hf_revision="8b6510b0b1fa4e4c4f879467980e9be563ec1cdf",
-        main_score="max_ap",
-        eval_splits=("test",),
-        hf_subsets=("default",),
-        languages={"default": ("eng-Latn",)},
-        multilingual=False,
-        prompt="Retrieve tweets that are semantically similar to the given tweet",
-        license="not specified",
-        local_dir="TwitterURLCorpus",
-        transform="rename_sent_columns",
-        params={
-            "input1_prompt_type": None,
-            "input2_prompt_type": None,
-            "abstask_prompt": "Retrieve text that are semantically similar to the given text.",
-        },
-        description="Paraphrase-Pairs of Tweets.",
-        reference="https://languagenet.github.io/",
-    ),
-    _task(
-        name="SummEvalSummarization.v2",
-        type="Summarization",
-        hf_path="mteb/summeval",
-        hf_revision="cda12ad7615edc362dbf25a00fdd61d3b1eaf93c",
-        main_score="cosine_spearman",
-        eval_splits=("test",),
-        hf_subsets=("default",),
-        languages={"default": ("eng-Latn",)},
-        multilingual=False,
-        prompt=None,
-        license="mit",
-        local_dir="SummEval",
-        transform=None,
-        params={
-            "min_score": 0,
-            "max_score": 5,
-            "abstask_prompt": (
-                "Given a news summary, retrieve other semantically similar summaries."
-            ),
-        },
-        description=(
-            "News Article Summary Semantic Similarity Estimation. This version fixes a bug in"
-            " the evaluation script that caused the main score to be computed incorrectly."
-        ),
-        reference="https://github.com/Yale-LILY/SummEval",
-    ),
-    _task(
-        name="AmazonCounterfactualClassification",
-        type="Classification",
-        hf_path="mteb/amazon_counterfactual",
-        hf_revision="1f7e6a9d6fa6e64c53d146e428565640410c0df1",
-        main_score="accuracy",
-        eval_splits=("validation", "test"),
-        hf_subsets=("en-ext", "en", "de", "ja"),
-        languages={
-            "en-ext": ("eng-Latn",),
-            "en": ("eng-Latn",),
-            "de": ("deu-Latn",),
-            "ja": ("jpn-Jpan",),
-        },
-        multilingual=True,
-        prompt=(
-            "Classify a given Amazon customer review text as either counterfactual or not-"
-            "counterfactual"
-        ),
-        license="cc-by-4.0",
-        local_dir="AmazonCounterfactualClassification",
-        transform=None,
-        params={
-            "samples_per_label": 32,
-            "n_experiments": 10,
-            "train_split": "train",
-            "is_cross_validation": False,
-            "abstask_prompt": "Classify user passages.",
-        },
-        description=(
-            "A collection of Amazon customer reviews annotated for counterfactual detection "
-            "pair classification."
-        ),
-        reference="https://arxiv.org/abs/2104.06893",
-    ),
-    _task(
-        name="STS17",
-        type="STS",
-        hf_path="mteb/sts17-crosslingual-sts",
-        hf_revision="faeb762787bd10488a50c8b5be4a3b82e411949c",
-        main_score="cosine_spearman",
-        eval_splits=("test",),
-        hf_subsets=(
-            "ko-ko",
-            "ar-ar",
-            "en-ar",
-            "en-de",
-            "en-en",
-            "en-tr",
-            "es-en",
-            "es-es",
-            "fr-en",
-            "it-en",
-            "nl-en",
-        ),
-        languages={
-            "ko-ko": ("kor-Hang",),
-            "ar-ar": ("ara-Arab",),
-            "en-ar": ("eng-Latn", "ara-Arab"),
-            "en-de": ("eng-Latn", "deu-Latn"),
-            "en-en": ("eng-Latn",),
-            "en-tr": ("eng-Latn", "tur-Latn"),
-            "es-en": ("spa-Latn", "eng-Latn"),
-            "es-es": ("spa-Latn",),
-            "fr-en": ("fra-Latn", "eng-Latn"),
-            "it-en": ("ita-Latn", "eng-Latn"),
-            "nl-en": ("nld-Latn", "eng-Latn"),
-        },
-        multilingual=True,
-        prompt=None,
-        license="not specified",
-        local_dir=None,
-        transform=None,
-        params={
-            "min_score": 0,
-            "max_score": 5,
-            "fast_loading": True,
-            "abstask_prompt": "Retrieve semantically similar text.",
-        },
-        description=(
-            "Semeval-2017 task 1: Semantic textual similarity-multilingual and cross-lingual "
-            "focused evaluation"
-        ),
-        reference="https://alt.qcri.org/semeval2017/task1/",
-    ),
-    _task(
-        name="STS22.v2",
-        type="STS",
-        hf_path="mteb/sts22-crosslingual-sts",
-        hf_revision="d31f33a128469b20e357535c39b82fb3c3f6f2bd",
-        main_score="cosine_spearman",
-        eval_splits=("test",),
-        hf_subsets=(
-            "en",
-            "de",
-            "es",
-            "pl",
-            "tr",
-            "ar",
-            "ru",
-            "zh",
-            "fr",
-            "de-en",
-            "es-en",
-            "it",
-            "pl-en",
-            "zh-en",
-            "es-it",
-            "de-fr",
-            "de-pl",
-            "fr-pl",
-        ),
-        languages={
-            "en": ("eng-Latn",),
-            "de": ("deu-Latn",),
-            "es": ("spa-Latn",),
-            "pl": ("pol-Latn",),
-            "tr": ("tur-Latn",),
-            "ar": ("ara-Arab",),
-            "ru": ("rus-Cyrl",),
-            "zh": ("cmn-Hans",),
-            "fr": ("fra-Latn",),
-            "de-en": ("deu-Latn", "eng-Latn"),
-            "es-en": ("spa-Latn", "eng-Latn"),
-            "it": ("ita-Latn",),
-            "pl-en": ("pol-Latn", "eng-Latn"),
-            "zh-en": ("cmn-Hans", "eng-Latn"),
-            "es-it": ("spa-Latn", "ita-Latn"),
-            "de-fr": ("deu-Latn", "fra-Latn"),
-            "de-pl": ("deu-Latn", "pol-Latn"),
-            "fr-pl": ("fra-Latn", "pol-Latn"),
-        },
-        multilingual=True,
-        prompt=None,
-        license="not specified",
-        local_dir=None,
-        transform=None,
-        params={
-            "min_score": 1,
-            "max_score": 4,
-            "fast_loading": True,
-            "abstask_prompt": "Retrieve semantically similar text.",
-        },
-        description=(
-            "SemEval 2022 Task 8: Multilingual News Article Similarity. Version 2 filters "
-            "updated on STS22 by removing pairs where one of entries contain empty sentences."
-        ),
-        reference="https://competitions.codalab.org/competitions/33835",
-    ),
-    _task(
-        name="STS16",
-        type="STS",
-        hf_path="mteb/sts16-sts",
-        hf_revision="4d8694f8f0e0100860b497b999b3dbed754a0513",
-        main_score="cosine_spearman",
-        eval_splits=("test",),
-        hf_subsets=("default",),
-        languages={"default": ("eng-Latn",)},
-        multilingual=False,
-        prompt=None,
-        license="not specified",
-        local_dir="STS16",
-        transform=None,
-        params={
-            "min_score": 0,
-            "max_score": 5,
-            "abstask_prompt": "Retrieve semantically similar text.",
-        },
-        description="SemEval-2016 Task 4",
-        reference="https://www.aclweb.org/anthology/S16-1001",
-    ),
-    _task(
-        name="SciFact",
-        type="Retrieval",
-        hf_path="mteb/scifact",
-        hf_revision="d56462d0e63a25450459c4f213e49ffdb866f7f9",
-        main_score="ndcg_at_10",
-        eval_splits=("test",),
-        hf_subsets=("default",),
-        languages={"default": ("eng-Latn",)},
-        multilingual=False,
-        prompt={
-            "query": "Given a scientific claim, retrieve documents that support or refute the claim"
-        },
-        license="cc-by-nc-4.0",
-        local_dir="SciFact",
-        transform=None,
-        params={
-            "ignore_identical_ids": False,
-            "k_values": (1, 3, 5, 10, 20, 100, 1000),
-            "skip_first_result": False,
-            "abstask_prompt": "Retrieve text based on user query.",
-        },
-        description=(
-            "SciFact verifies scientific claims using evidence from the research literature "
-            "containing scientific paper abstracts."
-        ),
-        reference="https://github.com/allenai/scifact",
-    ),
-    _task(
-        name="EmotionClassification",
-        type="Classification",
-        hf_path="mteb/emotion",
-        hf_revision="4f58c6b202a23cf9a4da393831edf4f9183cad37",
-        main_score="accuracy",
-        eval_splits=("test",),
-        hf_subsets=("default",),
-        languages={"default": ("eng-Latn",)},
-        multilingual=False,
-        prompt=(
-            "Classify the emotion expressed in the given Twitter message into one of the six "
-            "emotions: anger, fear, joy, love, sadness, and surprise"
-        ),
-        license="not specified",
-        local_dir="EmotionClassification",
-        transform=None,
-        params={
-            "samples_per_label": 16,
-            "n_experiments": 10,
-            "train_split": "train",
-            "is_cross_validation": False,
-            "abstask_prompt": "Classify user passages.",
-        },
-        description=(
-            "Emotion is a dataset of English Twitter messages with six basic emotions: anger,"
-            " fear, joy, love, sadness, and surprise."
-        ),
-        reference="https://www.aclweb.org/anthology/D18-1404",
-    ),
-    _task(
-        name="SIB200Classification",
-        type="Classification",
-        hf_path="mteb/sib200",
-        hf_revision="a74d7350ea12af010cfb1c21e34f1f81fd2e615b",
-        main_score="accuracy",
-        eval_splits=("train", "validation", "test"),
-        hf_subsets=_SIB200_SUBSETS,
-        languages=_SIB200_LANGUAGES,
-        multilingual=True,
-        prompt=None,
-        license="cc-by-sa-4.0",
-        local_dir="SIB200Classification",
-        transform="sib200_classification",
-        params={
-            "samples_per_label": 8,
-            "n_experiments": 10,
-            "train_split": "train",
-            "is_cross_validation": False,
-            "abstask_prompt": "Classify user passages.",
-            "local_root_subset": "eng_Latn",
-        },
-        description=(
-            "SIB-200 is the largest publicly available topic classification dataset based on "
-            "Flores-200 covering 205 languages and dialects annotated. The dataset is..."
-        ),
-        reference="https://arxiv.org/abs/2309.07445",
-    ),
-    _task(
-        name="SIB200ClusteringS2S",
-        type="Clustering",
-        hf_path="mteb/sib200",
-        hf_revision="a74d7350ea12af010cfb1c21e34f1f81fd2e615b",
-        main_score="v_measure",
-        eval_splits=("test",),
-        hf_subsets=_SIB200_SUBSETS,
-        languages=_SIB200_LANGUAGES,
-        multilingual=True,
-        prompt=None,
-        license="cc-by-sa-4.0",
-        local_dir="SIB200ClusteringS2S",
-        transform="sib200_clustering",
-        params={
-            "clustering": "fast",
-            "max_fraction_of_documents_to_embed": None,
-            "max_document_to_embed": 1004,
-            "max_documents_per_cluster": 16384,
-            "n_clusters": 10,
-            "k_mean_batch_size": 512,
-            "max_depth": None,
-            "abstask_prompt": "Identify categories in user passages.",
-            "local_root_subset": "eng_Latn",
-        },
-        description=(
-            "SIB-200 is the largest publicly available topic classification dataset based on "
-            "Flores-200 covering 205 languages and dialects annotated. The dataset is..."
-        ),
-        reference="https://arxiv.org/abs/2309.07445",
-    ),
-    _task(
-        name="MasakhaNEWSClusteringS2S",
-        type="Clustering",
-        hf_path="mteb/MasakhaNEWSClusteringS2S",
-        hf_revision="5dddcb139010208a28c3dcc2568560061c210097",
-        main_score="v_measure",
-        eval_splits=("test",),
-        hf_subsets=_MASAKHANEWS_SUBSETS,
-        languages=_MASAKHANEWS_LANGUAGES,
-        multilingual=True,
-        prompt=None,
-        license="afl-3.0",
-        local_dir="MasakhaNEWSClusteringS2S",
-        transform=None,
-        params={
-            "clustering": "legacy",
-            "abstask_prompt": "Identify categories in user passages.",
-            "local_root_subset": "eng",
-        },
-        description=(
-            "Clustering of news article headlines from MasakhaNEWS dataset. Clustering of 10 "
-            "sets on the news article label."
-        ),
-        reference="https://huggingface.co/datasets/masakhane/masakhanews",
-    ),
-    _task(
-        name="MasakhaNEWSClusteringP2P",
-        type="Clustering",
-        hf_path="mteb/MasakhaNEWSClusteringP2P",
-        hf_revision="be3f8610c052991db1e4f0209d91681f321e0dd8",
-        main_score="v_measure",
-        eval_splits=("test",),
-        hf_subsets=_MASAKHANEWS_SUBSETS,
-        languages=_MASAKHANEWS_LANGUAGES,
-        multilingual=True,
-        prompt=None,
-        license="afl-3.0",
-        local_dir="MasakhaNEWSClusteringP2P",
-        transform=None,
-        params={
-            "clustering": "legacy",
-            "abstask_prompt": "Identify categories in user passages.",
-            "local_root_subset": "eng",
-        },
-        description=(
-            "Clustering of news article headlines and texts from MasakhaNEWS dataset. "
-            "Clustering of 10 sets on the news article label."
-        ),
-        reference="https://huggingface.co/datasets/masakhane/masakhanews",
-    ),
-    _task(
-        name="Tatoeba",
-        type="BitextMining",
-        hf_path="mteb/tatoeba-bitext-mining",
-        hf_revision="69e8f12da6e31d59addadda9a9c8a2e601a0e282",
-        main_score="f1",
-        eval_splits=("test",),
-        hf_subsets=(
-            "sqi-eng",
-            "fry-eng",
-            "kur-eng",
-            "tur-eng",
-            "deu-eng",
-            "nld-eng",
-            "ron-eng",
-            "ang-eng",
-            "ido-eng",
-            "jav-eng",
-            "isl-eng",
-            "slv-eng",
-            "cym-eng",
-            "kaz-eng",
-            "est-eng",
-            "heb-eng",
-            "gla-eng",
-            "mar-eng",
-            "lat-eng",
-            "bel-eng",
-            "pms-eng",
-            "gle-eng",
-            "pes-eng",
-            "nob-eng",
-            "bul-eng",
-            "cbk-eng",
-            "hun-eng",
-            "uig-eng",
-            "rus-eng",
-            "spa-eng",
-            "hye-eng",
-            "tel-eng",
-            "afr-eng",
-            "mon-eng",
-            "arz-eng",
-            "hrv-eng",
-            "nov-eng",
-            "gsw-eng",
-            "nds-eng",
-            "ukr-eng",
-            "uzb-eng",
-            "lit-eng",
-            "ina-eng",
-            "lfn-eng",
-            "zsm-eng",
-            "ita-eng",
-            "cmn-eng",
-            "lvs-eng",
-            "glg-eng",
-            "ceb-eng",
-            "bre-eng",
-            "ben-eng",
-            "swg-eng",
-            "arq-eng",
-            "kab-eng",
-            "fra-eng",
-            "por-eng",
-            "tat-eng",
-            "oci-eng",
-            "pol-eng",
-            "war-eng",
-            "aze-eng",
-            "vie-eng",
-            "nno-eng",
-            "cha-eng",
-            "mhr-eng",
-            "dan-eng",
-            "ell-eng",
-            "amh-eng",
-            "pam-eng",
-            "hsb-eng",
-            "srp-eng",
-            "epo-eng",
-            "kzj-eng",
-            "awa-eng",
-            "fao-eng",
-            "mal-eng",
-            "ile-eng",
-            "bos-eng",
-            "cor-eng",
-            "cat-eng",
-            "eus-eng",
-            "yue-eng",
-            "swe-eng",
-            "dtp-eng",
-            "kat-eng",
-            "jpn-eng",
-            "csb-eng",
-            "xho-eng",
-            "orv-eng",
-            "ind-eng",
-            "tuk-eng",
-            "max-eng",
-            "swh-eng",
-            "hin-eng",
-            "dsb-eng",
-            "ber-eng",
-            "tam-eng",
-            "slk-eng",
-            "tgl-eng",
-            "ast-eng",
-            "mkd-eng",
-            "khm-eng",
-            "ces-eng",
-            "tzl-eng",
-            "urd-eng",
-            "ara-eng",
-            "kor-eng",
-            "yid-eng",
-            "fin-eng",
-            "tha-eng",
-            "wuu-eng",
-        ),
-        languages={
-            "sqi-eng": ("sqi-Latn", "eng-Latn"),
-            "fry-eng": ("fry-Latn", "eng-Latn"),
-            "kur-eng": ("kur-Latn", "eng-Latn"),
-            "tur-eng": ("tur-Latn", "eng-Latn"),
-            "deu-eng": ("deu-Latn", "eng-Latn"),
-            "nld-eng": ("nld-Latn", "eng-Latn"),
-            "ron-eng": ("ron-Latn", "eng-Latn"),
-            "ang-eng": ("ang-Latn", "eng-Latn"),
-            "ido-eng": ("ido-Latn", "eng-Latn"),
-            "jav-eng": ("jav-Latn", "eng-Latn"),
-            "isl-eng": ("isl-Latn", "eng-Latn"),
-            "slv-eng": ("slv-Latn", "eng-Latn"),
-            "cym-eng": ("cym-Latn", "eng-Latn"),
-            "kaz-eng": ("kaz-Cyrl", "eng-Latn"),
-            "est-eng": ("est-Latn", "eng-Latn"),
-            "heb-eng": ("heb-Hebr", "eng-Latn"),
-            "gla-eng": ("gla-Latn", "eng-Latn"),
-            "mar-eng": ("mar-Deva", "eng-Latn"),
-            "lat-eng": ("lat-Latn", "eng-Latn"),
-            "bel-eng": ("bel-Cyrl", "eng-Latn"),
-            "pms-eng": ("pms-Latn", "eng-Latn"),
-            "gle-eng": ("gle-Latn", "eng-Latn"),
-            "pes-eng": ("pes-Arab", "eng-Latn"),
-            "nob-eng": ("nob-Latn", "eng-Latn"),
-            "bul-eng": ("bul-Cyrl", "eng-Latn"),
-            "cbk-eng": ("cbk-Latn", "eng-Latn"),
-            "hun-eng": ("hun-Latn", "eng-Latn"),
-            "uig-eng": ("uig-Arab", "eng-Latn"),
-            "rus-eng": ("rus-Cyrl", "eng-Latn"),
-            "spa-eng": ("spa-Latn", "eng-Latn"),
-            "hye-eng": ("hye-Armn", "eng-Latn"),
-            "tel-eng": ("tel-Telu", "eng-Latn"),
-            "afr-eng": ("afr-Latn", "eng-Latn"),
-            "mon-eng": ("mon-Cyrl", "eng-Latn"),
-            "arz-eng": ("arz-Arab", "eng-Latn"),
-            "hrv-eng": ("hrv-Latn", "eng-Latn"),
-            "nov-eng": ("nov-Latn", "eng-Latn"),
-            "gsw-eng": ("gsw-Latn", "eng-Latn"),
-            "nds-eng": ("nds-Latn", "eng-Latn"),
-            "ukr-eng": ("ukr-Cyrl", "eng-Latn"),
-            "uzb-eng": ("uzb-Latn", "eng-Latn"),
-            "lit-eng": ("lit-Latn", "eng-Latn"),
-            "ina-eng": ("ina-Latn", "eng-Latn"),
-            "lfn-eng": ("lfn-Latn", "eng-Latn"),
-            "zsm-eng": ("zsm-Latn", "eng-Latn"),
-            "ita-eng": ("ita-Latn", "eng-Latn"),
-            "cmn-eng": ("cmn-Hans", "eng-Latn"),
-            "lvs-eng": ("lvs-Latn", "eng-Latn"),
-            "glg-eng": ("glg-Latn", "eng-Latn"),
-            "ceb-eng": ("ceb-Latn", "eng-Latn"),
-            "bre-eng": ("bre-Latn", "eng-Latn"),
-            "ben-eng": ("ben-Beng", "eng-Latn"),
-            "swg-eng": ("swg-Latn", "eng-Latn"),
-            "arq-eng": ("arq-Arab", "eng-Latn"),
-            "kab-eng": ("kab-Latn", "eng-Latn"),
-            "fra-eng": ("fra-Latn", "eng-Latn"),
-            "por-eng": ("por-Latn", "eng-Latn"),
-            "tat-eng": ("tat-Cyrl", "eng-Latn"),
-            "oci-eng": ("oci-Latn", "eng-Latn"),
-            "pol-eng": ("pol-Latn", "eng-Latn"),
-            "war-eng": ("war-Latn", "eng-Latn"),
-            "aze-eng": ("aze-Latn", "eng-Latn"),
-            "vie-eng": ("vie-Latn", "eng-Latn"),
-            "nno-eng": ("nno-Latn", "eng-Latn"),
-            "cha-eng": ("cha-Latn", "eng-Latn"),
-            "mhr-eng": ("mhr-Cyrl", "eng-Latn"),
-            "dan-eng": ("dan-Latn", "eng-Latn"),
-            "ell-eng": ("ell-Grek", "eng-Latn"),
-            "amh-eng": ("amh-Ethi", "eng-Latn"),
-            "pam-eng": ("pam-Latn", "eng-Latn"),
-            "hsb-eng": ("hsb-Latn", "eng-Latn"),
-            "srp-eng": ("srp-Cyrl", "eng-Latn"),
-            "epo-eng": ("epo-Latn", "eng-Latn"),
-            "kzj-eng": ("kzj-Latn", "eng-Latn"),
-            "awa-eng": ("awa-Deva", "eng-Latn"),
-            "fao-eng": ("fao-Latn", "eng-Latn"),
-            "mal-eng": ("mal-Mlym", "eng-Latn"),
-            "ile-eng": ("ile-Latn", "eng-Latn"),
-            "bos-eng": ("bos-Latn", "eng-Latn"),
-            "cor-eng": ("cor-Latn", "eng-Latn"),
-            "cat-eng": ("cat-Latn", "eng-Latn"),
-            "eus-eng": ("eus-Latn", "eng-Latn"),
-            "yue-eng": ("yue-Hant", "eng-Latn"),
-            "swe-eng": ("swe-Latn", "eng-Latn"),
-            "dtp-eng": ("dtp-Latn", "eng-Latn"),
-            "kat-eng": ("kat-Geor", "eng-Latn"),
-            "jpn-eng": ("jpn-Jpan", "eng-Latn"),
-            "csb-eng": ("csb-Latn", "eng-Latn"),
-            "xho-eng": ("xho-Latn", "eng-Latn"),
-            "orv-eng": ("orv-Cyrl", "eng-Latn"),
-            "ind-eng": ("ind-Latn", "eng-Latn"),
-            "tuk-eng": ("tuk-Latn", "eng-Latn"),
-            "max-eng": ("max-Deva", "eng-Latn"),
-            "swh-eng": ("swh-Latn", "eng-Latn"),
-            "hin-eng": ("hin-Deva", "eng-Latn"),
-            "dsb-eng": ("dsb-Latn", "eng-Latn"),
-            "ber-eng": ("ber-Tfng", "eng-Latn"),
-            "tam-eng": ("tam-Taml", "eng-Latn"),
-            "slk-eng": ("slk-Latn", "eng-Latn"),
-            "tgl-eng": ("tgl-Latn", "eng-Latn"),
-            "ast-eng": ("ast-Latn", "eng-Latn"),
-            "mkd-eng": ("mkd-Cyrl", "eng-Latn"),
-            "khm-eng": ("khm-Khmr", "eng-Latn"),
-            "ces-eng": ("ces-Latn", "eng-Latn"),
-            "tzl-eng": ("tzl-Latn", "eng-Latn"),
-            "urd-eng": ("urd-Arab", "eng-Latn"),
-            "ara-eng": ("ara-Arab", "eng-Latn"),
-            "kor-eng": ("kor-Hang", "eng-Latn"),
-            "yid-eng": ("yid-Hebr", "eng-Latn"),
-            "fin-eng": ("fin-Latn", "eng-Latn"),
-            "tha-eng": ("tha-Thai", "eng-Latn"),
-            "wuu-eng": ("wuu-Hans", "eng-Latn"),
-        },
-        multilingual=True,
-        prompt=None,
-        license="cc-by-2.0",
-        local_dir="Tatoeba",
-        transform=None,
-        params={
-            "parallel_subsets": False,
-            "fast_loading": True,
-            "abstask_prompt": "Retrieve parallel sentences.",
-        },
-        description=(
-            "1,000 English-aligned sentence pairs for each language based on the Tatoeba corpus"
-        ),
-        reference="https://github.com/facebookresearch/LASER/tree/main/data/tatoeba/v1",
-    ),
-)
-
-_MTEB_ENG_V2_SELECTIONS: dict[str, dict[str, tuple[str, ...]]] = {
-    "MTOPDomainClassification": {"eval_splits": ("test",), "hf_subsets": ("en",)},
-    "MassiveIntentClassification": {"eval_splits": ("test",), "hf_subsets": ("en",)},
-    "MassiveScenarioClassification": {"eval_splits": ("test",), "hf_subsets": ("en",)},
-    "AmazonCounterfactualClassification": {"eval_splits": ("test",), "hf_subsets": ("en",)},
-    "STS17": {"eval_splits": ("test",), "hf_subsets": ("en-en",)},
-    "STS22.v2": {"eval_splits": ("test",), "hf_subsets": ("en",)},
-}
+    """A task or benchmark name that neither mteb nor fastmteb knows, or one it cannot run."""
 
 
 # Not an mteb task: built from the local SciFact test split because no reranking data could be
 # obtained (see data/derived/SciFactReranking/README.md). The mteb baseline scored it with
 # mteb's AskUbuntuDupQuestions class (type Reranking, map_at_1000) after
 # AbsTaskReranking.transform_old_dataset_format, so it takes AskUbuntuDupQuestions' settings.
-_SCIFACT_RERANKING = _task(
+_SCIFACT_RERANKING = TaskMetadata(
     name="SciFactReranking",
     type="Reranking",
     hf_path="mteb/scifact",
@@ -2246,46 +83,8 @@ _SCIFACT_RERANKING = _task(
     mteb_task=False,
 )
 
-def _followir(corpus: str, revision: str) -> TaskMetadata:
-    """A FollowIR instruction-reranking task (mteb 2.x ``InstructionReranking``, main score p-MRR)."""
-    return _task(
-        name=f"{corpus}InstructionRetrieval",
-        type="InstructionReranking",
-        hf_path=f"mteb/{corpus}InstructionRetrieval",
-        hf_revision=revision,
-        main_score="p-MRR",
-        eval_splits=("test",),
-        hf_subsets=("default",),
-        languages={"default": ("eng-Latn",)},
-        multilingual=False,
-        prompt=None,
-        license="mit",
-        local_dir=None,
-        transform=None,
-        params={
-            "ignore_identical_ids": False,
-            "k_values": (1, 3, 5, 10, 20, 100, 1000),
-            "skip_first_result": False,
-            "abstask_prompt": "Retrieve text based on user query.",
-            "task_specific_scores": "p_mrr",
-        },
-        description=(
-            f"Measuring retrieval instruction following ability on {corpus} narratives for the "
-            "FollowIR benchmark."
-        ),
-        reference="https://arxiv.org/abs/2403.15246",
-    )
 
-
-_FOLLOWIR = (
-    _followir("Core17", "67d8733dd0691f08f34ed9dda5941578cba8d91c"),
-    _followir("News21", "c6fffeb9cdd95c1ffa81c62c687b48b56352872b"),
-    _followir("Robust04", "0495a5cb69aa8fa5bca81bd56ac248911c19eeb6"),
-)
-
-TASKS: dict[str, TaskMetadata] = {
-    meta.name: meta for meta in (*_ENTRIES, *_FOLLOWIR, _SCIFACT_RERANKING)
-}
+FASTMTEB_TASKS: dict[str, TaskMetadata] = {_SCIFACT_RERANKING.name: _SCIFACT_RERANKING}
 
 _BUNDLED_MINI = (
     "SciFact",
@@ -2299,15 +98,10 @@ _BUNDLED_MINI = (
     "Tatoeba",
 )
 
-BENCHMARKS: dict[str, tuple[str, ...]] = {
-    "MTEB(eng, v2)": _MTEB_ENG_V2,
-    "fastmteb-mini": _BUNDLED_MINI,
-}
-_BENCHMARK_ALIASES = {"MTEB(eng)": "MTEB(eng, v2)"}
+BENCHMARKS: dict[str, tuple[str, ...]] = {"fastmteb-mini": _BUNDLED_MINI}
 
 # Per-benchmark narrowing of a task's splits/subsets, as mteb's benchmark objects do.
 _BENCHMARK_SELECTIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
-    "MTEB(eng, v2)": _MTEB_ENG_V2_SELECTIONS,
     "fastmteb-mini": {
         "AmazonCounterfactualClassification": {"eval_splits": ("test",), "hf_subsets": ("en",)},
         "SIB200Classification": {"hf_subsets": ("eng_Latn",)},
@@ -2315,6 +109,349 @@ _BENCHMARK_SELECTIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
         "Tatoeba": {"hf_subsets": ("deu-eng", "fra-eng", "spa-eng", "cmn-eng")},
     },
 }
+
+
+# --------------------------------------------------------------------------- mteb access
+
+
+@lru_cache(maxsize=1)
+def _mteb() -> Any:
+    import mteb
+
+    return mteb
+
+
+@lru_cache(maxsize=1)
+def _mteb_text_tasks() -> tuple[Any, ...]:
+    """mteb's text-only tasks, superseded ones included (MTEB(eng, v2) still uses some, e.g.
+    Banking77Classification): ``mteb.get_tasks(modalities=["text"],
+    exclusive_modality_filter=True, exclude_superseded=False)``."""
+    return tuple(
+        _mteb().get_tasks(
+            modalities=["text"], exclusive_modality_filter=True, exclude_superseded=False
+        )
+    )
+
+
+@lru_cache(maxsize=1)
+def coverage() -> tuple[dict[str, TaskMetadata], dict[str, str]]:
+    """(runnable mteb text tasks by name, {unsupported task: reason}), over mteb's text tasks."""
+    cached = _CACHE.get("coverage")
+    if cached is not None:
+        return {n: _from_json(d) for n, d in cached["runnable"].items()}, dict(
+            cached["unsupported"]
+        )
+    from fastmteb.tasks.mteb_adapter import metadata_from_task, unsupported_reason
+
+    runnable: dict[str, TaskMetadata] = {}
+    unsupported: dict[str, str] = {}
+    for task in _mteb_text_tasks():
+        reason = unsupported_reason(task)
+        if reason is None:
+            runnable[task.metadata.name] = metadata_from_task(task)
+        else:
+            unsupported[task.metadata.name] = reason
+    _CACHE.put(
+        "coverage",
+        {"runnable": {n: _to_json(m) for n, m in runnable.items()}, "unsupported": unsupported},
+    )
+    return runnable, unsupported
+
+
+# --------------------------------------------------------------------------- on-disk cache
+
+
+def _cache_file() -> Path | None:
+    setting = os.environ.get("FASTMTEB_CATALOGUE_CACHE")
+    if setting == "0":
+        return None
+    try:
+        from importlib.metadata import version
+
+        mteb_version = version("mteb")
+    except Exception:  # noqa: BLE001 - no mteb installed: nothing to cache
+        return None
+    here = Path(__file__).parent  # the code that derives and (de)serialises the entries
+    sources = b"".join(
+        (here / f).read_bytes() for f in ("mteb_adapter.py", "base.py", "registry.py", "types.py")
+    )
+    key = hashlib.sha256(sources).hexdigest()[:12]
+    root = (
+        Path(setting)
+        if setting
+        else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "fastmteb"
+    )
+    return root / f"catalogue-mteb{mteb_version}-{key}.json"
+
+
+def _to_json(meta: TaskMetadata) -> dict[str, Any]:
+    d = asdict(meta)
+    d["languages"] = {k: list(v) for k, v in meta.languages.items()}
+    return d
+
+
+def _from_json(d: dict[str, Any]) -> TaskMetadata:
+    d = dict(d)
+    d["eval_splits"] = tuple(d["eval_splits"])
+    d["hf_subsets"] = tuple(d["hf_subsets"])
+    d["languages"] = {k: tuple(v) for k, v in d["languages"].items()}
+    d["params"] = {k: tuple(v) if isinstance(v, list) else v for k, v in d["params"].items()}
+    return TaskMetadata(**d)
+
+
+class _DiskCache:
+    """{"task:NAME": metadata, "benchmark:NAME": [[task, splits, subsets], ...]} in one JSON file."""
+
+    def __init__(self) -> None:
+        self._path: Path | None = None
+        self._data: dict[str, Any] | None = None
+
+    def _load(self) -> dict[str, Any]:
+        if self._data is None:
+            self._path = _cache_file()
+            self._data = {}
+            if self._path is not None and self._path.is_file():
+                try:
+                    self._data = json.loads(self._path.read_text(encoding="utf-8"))
+                except (OSError, ValueError):
+                    self._data = {}
+        return self._data
+
+    def get(self, key: str) -> Any:
+        return self._load().get(key)
+
+    def put(self, key: str, value: Any) -> None:
+        data = self._load()
+        data[key] = value
+        if self._path is None:
+            return
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self._path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(data), encoding="utf-8")
+            os.replace(tmp, self._path)
+        except OSError:  # a read-only home: the cache is only an optimisation
+            pass
+
+
+_CACHE = _DiskCache()
+
+
+# --------------------------------------------------------------------------- lookups
+
+
+def _is_mteb_task(obj: Any) -> bool:
+    return hasattr(obj, "metadata") and hasattr(obj, "hf_subsets") and hasattr(obj, "eval_splits")
+
+
+def _is_mteb_benchmark(obj: Any) -> bool:
+    return hasattr(obj, "tasks") and hasattr(obj, "name") and not isinstance(obj, str)
+
+
+def _from_mteb_object(task: Any) -> TaskMetadata:
+    from fastmteb.tasks.mteb_adapter import UnsupportedTaskError, metadata_from_task
+
+    try:
+        return metadata_from_task(task)
+    except UnsupportedTaskError as exc:
+        raise UnknownTaskError(f"fastmteb cannot run {exc}") from None
+
+
+def _mteb_task_meta(name: str) -> TaskMetadata:
+    cached = _CACHE.get(f"task:{name}") or (_CACHE.get("coverage") or {}).get("runnable", {}).get(
+        name
+    )
+    if cached is not None:
+        return _from_json(cached)
+    try:
+        task = _mteb().get_task(name)
+    except KeyError:
+        raise _unknown(
+            "task", name, [*FASTMTEB_TASKS, *(t.metadata.name for t in _mteb_text_tasks())]
+        ) from None
+    meta = _from_mteb_object(task)
+    _CACHE.put(f"task:{name}", _to_json(meta))
+    return meta
+
+
+def get_task(task: str | TaskMetadata | Any) -> TaskMetadata:
+    """Metadata of one task: an mteb task name (mteb's spelling), a fastmteb-only task name, an
+    mteb task object (its narrowing kept) or a ``TaskMetadata``. Unknown names and tasks fastmteb
+    cannot run raise ``UnknownTaskError`` (a ValueError) saying why."""
+    if isinstance(task, TaskMetadata):
+        return task
+    if isinstance(task, str):
+        if task in FASTMTEB_TASKS:
+            return FASTMTEB_TASKS[task]
+        return _mteb_task_meta(task)
+    if _is_mteb_task(task):
+        return _from_mteb_object(task)
+    raise TypeError(
+        f"tasks: expected task names, mteb task objects or TaskMetadata, "
+        f"got {type(task).__name__}: {task!r}"
+    )
+
+
+def _check_types(types: Iterable[str]) -> set[str]:
+    wanted = set(types)
+    unknown_types = wanted - set(TASK_TYPES)
+    if unknown_types:
+        raise ValueError(
+            f"unknown task type(s) {sorted(unknown_types)}; expected some of {TASK_TYPES}"
+        )
+    return wanted
+
+
+def get_tasks(
+    names: Iterable[str | TaskMetadata | Any] | None = None,
+    *,
+    types: Iterable[str] | None = None,
+) -> list[TaskMetadata]:
+    """Tasks by name or object (given order; every runnable task when None), optionally only
+    some types."""
+    if names is None:
+        selected = [*FASTMTEB_TASKS.values(), *coverage()[0].values()]
+    else:
+        selected = [get_task(n) for n in names]
+    if types is not None:
+        wanted = _check_types(types)
+        selected = [m for m in selected if m.type in wanted]
+    return selected
+
+
+def _narrowed(
+    meta: TaskMetadata, eval_splits: Sequence[str], hf_subsets: Sequence[str]
+) -> TaskMetadata:
+    if tuple(eval_splits) == meta.eval_splits and tuple(hf_subsets) == meta.hf_subsets:
+        return meta
+    return replace(
+        meta,
+        eval_splits=tuple(eval_splits),
+        hf_subsets=tuple(hf_subsets),
+        languages={s: meta.languages[s] for s in hf_subsets if s in meta.languages},
+    )
+
+
+def benchmark_tasks(benchmark: str | Any) -> tuple[list[TaskMetadata], dict[str, str]]:
+    """(runnable tasks of a benchmark, narrowed as the benchmark narrows them, {skipped: reason})."""
+    from fastmteb.tasks.mteb_adapter import unsupported_reason
+
+    if isinstance(benchmark, str) and benchmark in BENCHMARKS:
+        selections = _BENCHMARK_SELECTIONS.get(benchmark, {})
+        out = []
+        for task_name in BENCHMARKS[benchmark]:
+            meta = get_task(task_name)
+            narrowed = selections.get(task_name, {})
+            out.append(
+                _narrowed(
+                    meta,
+                    narrowed.get("eval_splits", meta.eval_splits),
+                    narrowed.get("hf_subsets", meta.hf_subsets),
+                )
+            )
+        return out, {}
+    if isinstance(benchmark, str):
+        cached = _CACHE.get(f"benchmark:{benchmark}")
+        if cached is not None:
+            metas = [
+                _narrowed(get_task(n), splits, subsets) for n, splits, subsets in cached["tasks"]
+            ]
+            return metas, dict(cached["skipped"])
+        try:
+            bench = _mteb().get_benchmark(benchmark)
+        except KeyError:
+            names = [*BENCHMARKS, *(b.name for b in _mteb().get_benchmarks())]
+            raise _unknown("benchmark", benchmark, names) from None
+    elif _is_mteb_benchmark(benchmark):
+        bench = benchmark
+    else:
+        raise TypeError(f"benchmark: expected a name or an mteb.Benchmark, got {benchmark!r}")
+    metas, skipped, entries = [], {}, []
+    for task in bench.tasks:
+        reason = unsupported_reason(task)
+        if reason is not None:
+            skipped[task.metadata.name] = reason
+            continue
+        meta = (
+            get_task(task.metadata.name) if isinstance(benchmark, str) else _from_mteb_object(task)
+        )
+        meta = _narrowed(meta, tuple(task.eval_splits), tuple(task.hf_subsets))
+        metas.append(meta)
+        entries.append([meta.name, list(meta.eval_splits), list(meta.hf_subsets)])
+    if isinstance(benchmark, str):
+        _CACHE.put(f"benchmark:{benchmark}", {"tasks": entries, "skipped": skipped})
+    return metas, skipped
+
+
+def get_benchmark(benchmark: str | Any) -> list[TaskMetadata]:
+    """The runnable tasks of a benchmark (any mteb benchmark name or alias, an ``mteb.Benchmark``,
+    or fastmteb's "fastmteb-mini"), in the benchmark's order, narrowed to its splits/subsets exactly
+    as mteb narrows them. Tasks fastmteb cannot run are left out with a warning naming them."""
+    metas, skipped = benchmark_tasks(benchmark)
+    if skipped:
+        logger.warning(
+            "%s: %d task(s) fastmteb cannot run are left out: %s",
+            getattr(benchmark, "name", benchmark),
+            len(skipped),
+            "; ".join(f"{name} ({why})" for name, why in skipped.items()),
+        )
+    return metas
+
+
+def _langs_match(langscripts: Sequence[str], languages: Sequence[str]) -> bool:
+    for langscript in langscripts:
+        lang = langscript.split("-")[0]
+        if langscript in languages or lang in languages:
+            return True
+    return False
+
+
+def narrow(
+    meta: TaskMetadata,
+    *,
+    eval_splits: Sequence[str] | None = None,
+    hf_subsets: Sequence[str] | None = None,
+    languages: Sequence[str] | None = None,
+) -> TaskMetadata | None:
+    """``meta`` with only the given splits / subsets / languages (mteb's ``filter_eval_splits``
+    and non-exclusive ``filter_languages``: a subset stays when any of its languages is listed, as
+    ``eng`` or ``eng-Latn``); None when nothing of the task is left."""
+    splits = list(meta.eval_splits)
+    if eval_splits is not None:
+        splits = [s for s in splits if s in eval_splits]
+    subsets = list(meta.hf_subsets)
+    if hf_subsets is not None:
+        subsets = [s for s in subsets if s in hf_subsets]
+    if languages is not None:
+        subsets = [s for s in subsets if _langs_match(meta.languages.get(s, ()), languages)]
+    if not splits or not subsets:
+        return None
+    return _narrowed(meta, splits, subsets)
+
+
+class _Catalogue(Mapping[str, TaskMetadata]):
+    """Every task fastmteb can run, by name: its own and mteb's (looked up lazily)."""
+
+    def __getitem__(self, name: str) -> TaskMetadata:
+        if name in FASTMTEB_TASKS:
+            return FASTMTEB_TASKS[name]
+        try:
+            return coverage()[0][name]  # no error building (suggestions) for a miss
+        except ImportError:
+            raise KeyError(name) from None
+
+    def __iter__(self) -> Iterator[str]:
+        yield from FASTMTEB_TASKS
+        yield from coverage()[0]
+
+    def __len__(self) -> int:
+        return len(FASTMTEB_TASKS) + len(coverage()[0])
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and (name in FASTMTEB_TASKS or name in coverage()[0])
+
+
+TASKS: Mapping[str, TaskMetadata] = _Catalogue()
 
 
 def _unknown(kind: str, name: str, known: Iterable[str]) -> UnknownTaskError:
@@ -2327,56 +464,3 @@ def _unknown(kind: str, name: str, known: Iterable[str]) -> UnknownTaskError:
         f"unknown {kind} {name!r}.{suggestion} "
         f"`fastmteb tasks` lists the {len(known)} known {kind}s."
     )
-
-
-def get_task(name: str) -> TaskMetadata:
-    """Metadata of the task ``name`` (mteb's spelling); unknown names raise ``UnknownTaskError``."""
-    try:
-        return TASKS[name]
-    except KeyError:
-        raise _unknown("task", name, TASKS) from None
-
-
-def get_tasks(
-    names: Iterable[str] | None = None, *, types: Iterable[str] | None = None
-) -> list[TaskMetadata]:
-    """Tasks by name (given order; every registered task when None), optionally only some types."""
-    selected = list(TASKS.values()) if names is None else [get_task(n) for n in names]
-    if types is not None:
-        wanted = set(types)
-        from fastmteb.tasks.base import TASK_TYPES
-
-        unknown_types = wanted - set(TASK_TYPES)
-        if unknown_types:
-            raise ValueError(
-                f"unknown task type(s) {sorted(unknown_types)}; expected some of {TASK_TYPES}"
-            )
-        selected = [m for m in selected if m.type in wanted]
-    return selected
-
-
-def get_benchmark(name: str) -> list[TaskMetadata]:
-    """The tasks of benchmark ``name``, in the benchmark's order, narrowed to its splits/subsets.
-
-    "MTEB(eng, v2)" (alias "MTEB(eng)") evaluates only the test split, and only the English subset
-    of the multilingual tasks (AmazonCounterfactualClassification ``en``, STS17 ``en-en``,
-    STS22.v2 ``en``, MTOP/MASSIVE ``en``), exactly like mteb's benchmark object.
-    """
-    canonical = _BENCHMARK_ALIASES.get(name, name)
-    if canonical not in BENCHMARKS:
-        raise _unknown("benchmark", name, [*BENCHMARKS, *_BENCHMARK_ALIASES])
-    selections = _BENCHMARK_SELECTIONS.get(canonical, {})
-    tasks = []
-    for task_name in BENCHMARKS[canonical]:
-        meta = get_task(task_name)
-        narrowed = selections.get(task_name)
-        if narrowed:
-            subsets = narrowed.get("hf_subsets", meta.hf_subsets)
-            meta = replace(
-                meta,
-                eval_splits=narrowed.get("eval_splits", meta.eval_splits),
-                hf_subsets=subsets,
-                languages={s: meta.languages[s] for s in subsets},
-            )
-        tasks.append(meta)
-    return tasks

@@ -36,7 +36,16 @@ from sklearn.linear_model import LinearRegression
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 from sklearn.model_selection import KFold
 
-from fastmteb.tasks._common import SEED, TaskTypeError, column, embedding, param, split_rows
+from fastmteb.tasks._common import (
+    SEED,
+    RowType,
+    TaskTypeError,
+    column,
+    embedding,
+    param,
+    split_rows,
+    training_splits,
+)
 from fastmteb.tasks.base import TaskMetadata, TextRequest
 
 N_BINS = 10  # mteb's stratified_subsampling default
@@ -126,8 +135,12 @@ def _rows(meta: TaskMetadata, raw: Mapping[str, Any], split: str) -> tuple[list[
     )
 
 
-class Regression:
+class Regression(RowType):
     name = "Regression"
+    columns = {"text": "str", "value": "number"}
+
+    def required_splits(self, meta: TaskMetadata) -> tuple[str, ...]:
+        return training_splits(meta)
 
     def prepare(
         self, meta: TaskMetadata, raw: Mapping[str, Any], split: str, subset: str

@@ -76,6 +76,9 @@ class RetrievalPrepared:
 class Retrieval:
     """One object serves the three retrieval-family types; ``name`` is the type it was made for."""
 
+    # Runner flag: queries/corpus/qrels data, corpus-sharded search (scored on every rank).
+    retrieval = True
+
     # requests score() accepts as a lazy ``RowView`` (a pool spilled past max_embedding_memory):
     # the corpus is streamed from the spill file block by block
     lazy_requests = ("corpus",)

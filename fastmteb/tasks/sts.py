@@ -13,7 +13,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from fastmteb import kernels
-from fastmteb.tasks._common import column, embedding, paired_scores, param, split_rows
+from fastmteb.tasks._common import RowType, column, embedding, paired_scores, param, split_rows
 from fastmteb.tasks.base import TaskMetadata, TextRequest
 
 
@@ -25,7 +25,8 @@ class STSPrepared:
     prompt_types: tuple[Any, Any]
 
 
-class STS:
+class STS(RowType):
+    columns = {"sentence1": "str", "sentence2": "str", "score": "number"}
     name = "STS"
 
     def prepare(self, meta: TaskMetadata, raw: Mapping[str, Any], split: str, subset: str) -> STSPrepared:

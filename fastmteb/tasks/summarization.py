@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from fastmteb import kernels
-from fastmteb.tasks._common import column, embedding, param, split_rows, torch_normalize
+from fastmteb.tasks._common import RowType, column, embedding, param, split_rows, torch_normalize
 from fastmteb.tasks.base import TaskMetadata, TextRequest
 
 
@@ -34,7 +34,13 @@ def _offsets(lists: list[list[Any]]) -> np.ndarray:
     return np.concatenate([[0], np.cumsum([len(x) for x in lists])]).astype(np.int64)
 
 
-class Summarization:
+class Summarization(RowType):
+    columns = {
+        "text": "str",
+        "human_summaries": "list[str]",
+        "machine_summaries": "list[str]",
+        "relevance": "list[number]",
+    }
     name = "Summarization"
 
     def prepare(

@@ -52,6 +52,12 @@ class TaskType(Protocol):
 
     def score(self, meta: TaskMetadata, prepared: Any, embeddings: Mapping[str, Any]) -> dict: ...
 
+    # The type's data contract (``fastmteb.tasks._common.RowType`` for the row types): the loader
+    # and the runner read these instead of branching on the type name.
+    retrieval: bool  # queries/corpus/qrels data; corpus-sharded search, scored on every rank
+    # Row types only: ``schema(meta, subset)`` column -> kind, ``normalise(meta, splits)`` to
+    # canonical names, ``finalise_split(meta, rows)``, ``required_splits(meta)``.
+
 
 class UnknownTaskTypeError(ValueError):
     """A type name fastmteb does not implement."""

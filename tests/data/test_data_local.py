@@ -131,3 +131,35 @@ def test_bundled_benchmark_loads_without_data_dir():
     assert len(raw["corpus"]) == 5183
     # A subset the package does not ship falls through to the hub (offline here -> TaskDataError).
     assert bundled_source(get_task("Tatoeba"), "ara-eng") is None
+
+
+def test_a_folder_with_some_subsets_evaluates_those(tmp_path, shared_data, caplog):
+    """Tatoeba has 112 subsets; a folder with two of them evaluates those two and says so."""
+    import logging
+    import shutil
+
+    from fastmteb.data.loading import local_selection
+    from fastmteb.runner import _local_selection, _partial_local_data
+
+    for subset in ("deu-eng", "fra-eng"):
+        shutil.copytree(shared_data / "Tatoeba" / subset, tmp_path / "Tatoeba" / subset)
+    tatoeba = get_task("Tatoeba")
+    kept = local_selection(tatoeba, tmp_path)
+    assert kept.hf_subsets == ("deu-eng", "fra-eng") and set(kept.languages) == set(kept.hf_subsets)
+    assert local_selection(tatoeba, shared_data) is tatoeba  # every subset present: unchanged
+    # Splits too: AmazonCounterfactual's en subset without validation.jsonl evaluates test only.
+    amazon = get_task("AmazonCounterfactualClassification")
+    folder = tmp_path / "AmazonCounterfactualClassification" / "en"
+    folder.mkdir(parents=True)
+    for split in ("train", "test"):
+        shutil.copy(shared_data / amazon.name / "en" / f"{split}.jsonl", folder)
+    narrowed = local_selection(amazon, tmp_path)
+    assert narrowed.hf_subsets == ("en",) and narrowed.eval_splits == ("test",)
+    with caplog.at_level(logging.WARNING, logger="fastmteb"):
+        metas = _local_selection([tatoeba, get_task("SciFact")], tmp_path)
+    assert "Tatoeba" in caplog.text and "2 of 112 subset(s)" in caplog.text
+    assert _partial_local_data([tatoeba, get_task("SciFact")], metas) == {
+        "Tatoeba": {"subsets": ["deu-eng", "fra-eng"], "splits": ["test"]}
+    }
+    raw = load_raw(metas[0], "fra-eng", "test", data_dir=tmp_path)
+    assert len(raw["test"]) == 1000

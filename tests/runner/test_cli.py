@@ -597,3 +597,49 @@ def test_run_says_which_task_is_evaluated_again_and_why(tmp_path, fake_stack, ca
     assert "TaskA" in err and "'bfloat16'" in err
     code, out, _ = run_cli(capsys, *args, "--dtype", "bfloat16", "--batch-tokens", "512")
     assert code == 0 and "1 read from earlier runs" in out and "evaluated again" not in out
+
+
+def test_tasks_lists_every_mteb_task_whole_when_piped(capsys):
+    """Not a terminal: one plain tab-separated line per task, no table, no cut names."""
+    pytest.importorskip("mteb")
+    from fastmteb.tasks.registry import coverage
+
+    code, out, _ = run_cli(capsys, "tasks")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split("\t")[:2] == ["name", "type"]
+    names = [line.split("\t")[0] for line in lines[1:] if not line.startswith("#")]
+    runnable, _ = coverage()
+    assert set(runnable) <= set(names) and "SciFactReranking" in names
+    longest = max(runnable, key=len)
+    assert longest in names and "…" not in out
+    code, out, _ = run_cli(capsys, "tasks", "-b", "MTEB(Multilingual, v2)", "--type", "STS")
+    row = next(line.split("\t") for line in out.splitlines() if line.startswith("STS22.v2\t"))
+    assert row[2] == "test"
+
+
+def test_run_filters_narrow_tasks_like_mteb():
+    pytest.importorskip("mteb")
+    import argparse
+
+    from fastmteb.cli import _filtered_tasks
+
+    def args(**kw):
+        base = {"tasks": ["STS22.v2", "STS12"], "subsets": None, "languages": None, "splits": None}
+        return argparse.Namespace(**{**base, **kw})
+
+    metas = _filtered_tasks(args(languages=["deu"]), None)
+    assert [m.name for m in metas] == ["STS22.v2"]  # STS12 is English only: dropped
+    assert set(metas[0].hf_subsets) == {"de", "de-en", "de-fr", "de-pl"}
+    metas = _filtered_tasks(args(subsets=["en", "default"], splits=["test"]), None)
+    assert [m.hf_subsets for m in metas] == [("en",), ("default",)]
+    with pytest.raises(ValueError, match="no task has the requested"):
+        _filtered_tasks(args(splits=["nope"]), None)
+
+
+def test_run_with_filters_that_match_nothing_exits_2(tmp_path, capsys):
+    pytest.importorskip("mteb")
+    code, _, err = run_cli(
+        capsys, "run", "-t", "STS12", "--languages", "fra", "--output-folder", str(tmp_path), "-q"
+    )
+    assert code == 2 and "--languages" in err
