@@ -47,7 +47,7 @@ __all__ = [
 
 BUNDLED_DIR = Path(__file__).parent / "bundled"
 RETRIEVAL_TYPES = frozenset(
-    {"Retrieval", "Reranking", "InstructionRetrieval", "InstructionReranking"}
+    {"Retrieval", "Reranking", "InstructionRetrieval", "InstructionReranking", "Any2AnyRetrieval"}
 )
 
 # Column -> kind. Kinds: "str", "number", "label" (int/str/bool), "binary" (0/1), "labels"
