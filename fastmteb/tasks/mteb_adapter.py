@@ -217,9 +217,9 @@ def _type_params(task: Any) -> dict[str, Any]:
         if kind is not None:
             p["task_specific_scores"] = kind
         elif extra is not None and not p.get("max_over_subqueries"):
-            # mteb adds metrics of this task's own (e.g. capped recall, level scores) that
-            # fastmteb does not compute; every standard metric and the main score are kept.
-            p["extra_scores_not_computed"] = True
+            # metrics of this task's own (e.g. capped recall, level scores): its own hook is
+            # called with fastmteb's results (fastmteb.tasks.task_scores_bridge)
+            p["task_specific_scores"] = "mteb_hook"
     elif _is(task, "classification"):  # multilabel included
         p.update(
             samples_per_label=task.samples_per_label,
