@@ -88,3 +88,26 @@ def test_aggregate_matches_mteb(tmp_path, monkeypatch):
     assert on_disk["task_name"] == name and on_disk["scores"]["test"][0]["hf_subset"] == "default"
     loaded = mteb.TaskResult.from_disk(files[0])
     assert loaded.get_score() == pytest.approx(expected.get_score(), abs=1e-6)
+
+    # a rerun reads the parts back (resume) and combines them again: the same file
+    again = runner.evaluate(_fake, [name], output_folder=tmp_path, progress=False)
+    assert set(again.skipped) == set(part_names)
+    assert {r.task_name: r for r in again}[name].scores == got[name].scores
+
+
+def test_aggregate_fails_when_a_part_fails(tmp_path, monkeypatch):
+    name = "CQADupstack-NL"
+    part_names = [t.metadata.name for t in mteb.get_task(name).metadata.tasks]
+    broken = part_names[3]
+
+    def load_raw(meta, subset, split, data_dir):
+        if meta.name == broken:
+            raise OSError("no data here")
+        return mo.fastmteb_raw(_part_data(len(meta.name)))
+
+    monkeypatch.setattr(runner, "_load_raw", load_raw)
+    results = runner.evaluate(_fake, [name], output_folder=tmp_path, progress=False, raise_error=False)
+    assert [r.task_name for r in results] == [p for p in part_names if p != broken]
+    assert [(f.task_name, f.phase) for f in results.failures] == [(broken, "load"), (name, "score")]
+    assert broken in results.failures[1].error
+    assert not list(tmp_path.rglob(f"{name}.json"))
