@@ -204,18 +204,29 @@ AGGREGATE = "aggregate (parts run by fastmteb, combined by mteb's combine_task_r
 def extended_coverage() -> tuple[dict[str, Any], dict[str, str], dict[str, str]]:
     """Over mteb's text tasks: (scored by fastmteb's task types: {name: TaskMetadata},
     {run by this module: how}, {not runnable: why})."""
-    from fastmteb.aggregate import AGGREGATE_REASON
-    from fastmteb.fallback import SCORED_BY, _evaluation_only
     from fastmteb.tasks.registry import coverage
 
     runnable, unsupported = coverage()
     extra: dict[str, str] = {}
     rest: dict[str, str] = {}
     for name, reason in unsupported.items():
-        if reason.startswith(AGGREGATE_REASON):
-            extra[name] = AGGREGATE
-        elif _evaluation_only(reason):
-            extra[name] = SCORED_BY
+        how = run_by_extras(reason)
+        if how is not None:
+            extra[name] = how
         else:
             rest[name] = reason
     return runnable, extra, rest
+
+
+def run_by_extras(reason: str | None) -> str | None:
+    """How this module runs a task ``unsupported_reason`` rejected with ``reason`` (None: it does not)."""
+    from fastmteb.aggregate import AGGREGATE_REASON
+    from fastmteb.fallback import SCORED_BY, _evaluation_only
+
+    if reason is None:
+        return None
+    if reason.startswith(AGGREGATE_REASON):
+        return AGGREGATE
+    if _evaluation_only(reason):
+        return SCORED_BY
+    return None
