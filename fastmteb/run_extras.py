@@ -148,7 +148,9 @@ def finish_extras(
         path = task_result_path(out_dir, name)
         if not overwrite and path.is_file():
             try:
-                outcome.results[name] = TaskResult.from_disk(path)
+                earlier = TaskResult.from_disk(path)
+                earlier.scored_by = fb.SCORED_BY  # type: ignore[attr-defined]
+                outcome.results[name] = earlier
                 outcome.skipped.append(name)
                 continue
             except (ResultFileError, OSError):

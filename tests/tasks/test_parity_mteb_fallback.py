@@ -83,3 +83,7 @@ def test_fallback_matches_mteb(seed, tmp_path, caplog):
     assert mteb.TaskResult.from_disk(path).get_score() == pytest.approx(entry["main_score"], abs=1e-6)
     settings = (path.parent / "run_settings.jsonl").read_text()
     assert SCORED_BY in settings
+    # a rerun reads the file back instead of evaluating again
+    again = runner.evaluate(CountingFake(), [_stakeholder_task(seed)], output_folder=tmp_path, progress=False)
+    assert again.skipped == ["StakeholderGrounding"] and again[0].scores == result.scores
+    assert again[0].scored_by == SCORED_BY
