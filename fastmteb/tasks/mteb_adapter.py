@@ -158,13 +158,19 @@ def unsupported_reason(task: Any) -> str | None:
     m = task.metadata
     bases = _bases()
     if _is(task, "aggregate"):
-        return "aggregate task (its score is the mean of other tasks' results; run those tasks)"
+        return (
+            "aggregate task (its score is the mean of other tasks' results: fastmteb.evaluate runs "
+            "its parts and combines them; elsewhere run the parts)"
+        )
     if m.type not in TASK_TYPES:
         return f"task type {m.type!r} is not scored by fastmteb yet"
     if list(m.modalities) != ["text"]:
         return f"modalities {list(m.modalities)}: fastmteb encodes text only"
     if _overrides(task, "_evaluate_subset") is not None or _overrides(task, "evaluate") is not None:
-        return "the task replaces mteb's evaluation with its own (_evaluate_subset)"
+        return (
+            "the task replaces mteb's evaluation with its own (_evaluate_subset): fastmteb.evaluate "
+            "scores it with mteb's evaluator and fastmteb's embeddings"
+        )
     if _is(task, "retrieval") and m.main_score not in _retrieval_keys(task):
         return f"main score {m.main_score!r} is a task-specific metric fastmteb does not compute"
     return None
