@@ -176,7 +176,9 @@ def finish_extras(
                 outcome.failures.append(_failure(name, "write", e))
                 continue
         outcome.results[name] = result
-    for aggregate in extras.aggregates:
+    # Distributed: every rank ran the fallback tasks (their encoding is sharded), but only the
+    # main rank holds the parts' results, writes and reports; the aggregates are combined there.
+    for aggregate in extras.aggregates if main else ():
         name = aggregate.metadata.name
         try:
             result = agg.combine(aggregate, outcome.results.values())
