@@ -387,7 +387,12 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
         metas = [m for m in metas if m.type in wanted]
         skipped = {}
     title = f"{len(metas)} task(s)" + (f" in {args.benchmark}" if args.benchmark else "")
-    not_runnable = [f"not runnable: {name} ({why})" for name, why in skipped.items()]
+    from fastmteb.run_extras import run_by_extras
+
+    not_runnable = [
+        f"runs as {run_by_extras(why)}: {name}" if run_by_extras(why) else f"not runnable: {name} ({why})"
+        for name, why in skipped.items()
+    ]
     rows = [
         (
             m.name,

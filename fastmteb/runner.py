@@ -153,6 +153,18 @@ def _release_loader_data() -> None:
         loading.release_mteb_data()
 
 
+def _split_extras(tasks: Any, benchmark: Any) -> tuple[Any, Any, Any]:
+    from fastmteb.run_extras import split_extras
+
+    return split_extras(tasks, benchmark)
+
+
+def _finish_extras(*args: Any, **kwargs: Any) -> None:
+    from fastmteb.run_extras import finish_extras
+
+    finish_extras(*args, **kwargs)
+
+
 def _load_encoder(model: Any, **kwargs: Any) -> Encoder:
     from fastmteb.encoding import load_encoder
 
@@ -852,10 +864,11 @@ def evaluate(
     ``True`` also shards over a process group the caller initialised; ``False``: this process
     alone. ``dist_backend``: "nccl" (default when encoding on CUDA) or "gloo" (CPU).
     """
+    tasks, benchmark, extras = _split_extras(tasks, benchmark)  # aggregates, mteb-evaluator fallback
     requested = resolve_tasks(tasks, benchmark)
     metas = _local_selection(requested, data_dir)
     partial = _partial_local_data(requested, metas)
-    if not metas:
+    if not metas and not extras:
         raise ValueError("no tasks to evaluate: pass tasks=[names] or benchmark=NAME")
     # paths, device and model path that cannot work fail now, not after the model has loaded or
     # the whole run has finished (nothing is loaded or written before this)
@@ -954,10 +967,15 @@ def evaluate(
                     if _is_spilled(run.embeddings):
                         run.embeddings.close()  # deletes the spill file now, not when GC finds it
 
+        _finish_extras(
+            extras, encoder, out_dir, outcome,
+            overwrite=overwrite, cache_dir=cache_dir, progress=progress, dist=dist,
+        )
         dist.barrier()
-        order = {meta.name: i for i, meta in enumerate(metas)}
+        names = [*(meta.name for meta in metas), *extras.names()]
+        order = {name: i for i, name in enumerate(names)}
         run_results = RunResults(
-            (outcome.results[m.name] for m in metas if m.name in outcome.results),
+            (outcome.results[name] for name in names if name in outcome.results),
             failures=sorted(outcome.failures, key=lambda f: order[f.task_name]),
             skipped=outcome.skipped,
             output_dir=out_dir,

@@ -36,7 +36,7 @@ from mteb.models.abs_encoder import AbsEncoder
 from mteb.models.model_meta import ModelMeta, ScoringFunction
 from mteb.results.task_result import TaskResult
 
-RETRIEVAL_FAMILY = ("Retrieval", "Reranking", "InstructionRetrieval", "InstructionReranking")
+RETRIEVAL_FAMILY = ("Retrieval", "Reranking", "InstructionRetrieval", "InstructionReranking", "Any2AnyRetrieval")
 
 # A real mteb task of each type whose class (and its defaults) is used when only a type is named.
 TYPE_TEMPLATES: dict[str, str] = {

@@ -51,7 +51,7 @@ BUNDLED_DIR = Path(__file__).parent / "bundled"
 # The retrieval family's type names (for callers that only have a name); the type objects'
 # ``retrieval`` flag is what the loader itself reads.
 RETRIEVAL_TYPES = frozenset(
-    {"Retrieval", "Reranking", "InstructionRetrieval", "InstructionReranking"}
+    {"Retrieval", "Reranking", "InstructionRetrieval", "InstructionReranking", "Any2AnyRetrieval"}
 )
 
 

@@ -24,6 +24,7 @@ TASK_TYPES = (
     "Reranking",
     "InstructionRetrieval",
     "InstructionReranking",
+    "Any2AnyRetrieval",  # mteb's any-modality retrieval; fastmteb runs the text-only ones
     "Classification",
     "MultilabelClassification",
     "Clustering",

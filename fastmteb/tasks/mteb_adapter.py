@@ -171,13 +171,19 @@ def unsupported_reason(task: Any) -> str | None:
     """Why fastmteb cannot run ``task`` (None when it can)."""
     m = task.metadata
     if _is(task, "aggregate"):
-        return "aggregate task (its score is the mean of other tasks' results; run those tasks)"
+        return (
+            "aggregate task (its score is the mean of other tasks' results: fastmteb.evaluate runs "
+            "its parts and combines them; elsewhere run the parts)"
+        )
     if m.type not in TASK_TYPES:
         return f"task type {m.type!r} is not scored by fastmteb yet"
     if list(m.modalities) != ["text"]:
         return f"modalities {list(m.modalities)}: fastmteb encodes text only"
     if _overrides(task, "_evaluate_subset") is not None or _overrides(task, "evaluate") is not None:
-        return "the task replaces mteb's evaluation with its own (_evaluate_subset)"
+        return (
+            "the task replaces mteb's evaluation with its own (_evaluate_subset): fastmteb.evaluate "
+            "scores it with mteb's evaluator and fastmteb's embeddings"
+        )
     if _is(task, "retrieval") and m.main_score not in _retrieval_keys(task):
         return f"main score {m.main_score!r} is a task-specific metric fastmteb does not compute"
     return None
@@ -229,9 +235,9 @@ def _type_params(task: Any) -> dict[str, Any]:
         if kind is not None:
             p["task_specific_scores"] = kind
         elif extra is not None and not p.get("max_over_subqueries"):
-            # mteb adds metrics of this task's own (e.g. capped recall, level scores) that
-            # fastmteb does not compute; every standard metric and the main score are kept.
-            p["extra_scores_not_computed"] = True
+            # metrics of this task's own (e.g. capped recall, level scores): its own hook is
+            # called with fastmteb's results (fastmteb.tasks.task_scores_bridge)
+            p["task_specific_scores"] = "mteb_hook"
     elif _is(task, "regression"):  # before classification: AbsTaskRegression subclasses it
         p.update(
             n_samples=task.n_samples,

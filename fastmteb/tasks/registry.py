@@ -388,6 +388,17 @@ def get_benchmark(benchmark: str | Any) -> list[TaskMetadata]:
     or fastmteb's "fastmteb-mini"), in the benchmark's order, narrowed to its splits/subsets exactly
     as mteb narrows them. Tasks fastmteb cannot run are left out with a warning naming them."""
     metas, skipped = benchmark_tasks(benchmark)
+    from fastmteb.run_extras import run_by_extras
+
+    # aggregates and mteb-evaluator tasks: fastmteb.evaluate runs them beside these (run_extras)
+    extra = {name: run_by_extras(why) for name, why in skipped.items() if run_by_extras(why)}
+    if extra:
+        logger.info(
+            "%s: fastmteb.evaluate also runs %s (not part of a prepared run or training callback)",
+            getattr(benchmark, "name", benchmark),
+            "; ".join(f"{name} as {how}" for name, how in extra.items()),
+        )
+    skipped = {name: why for name, why in skipped.items() if name not in extra}
     if skipped:
         logger.warning(
             "%s: %d task(s) fastmteb cannot run are left out: %s",

@@ -37,7 +37,8 @@ K_VALUES = (1, 3, 5, 10, 20, 100, 1000)
 _ABSTENTION_RATES = np.linspace(0, 1, 11)[:-1]
 _trapezoid = getattr(np, "trapezoid", None) or np.trapz  # numpy < 2 spells it trapz
 _CONFIDENCES = ("max", "std", "diff1")
-_TASK_SCORES = (None, "max_over_subqueries", "robustness_at_10", "paired_accuracy", "p_mrr")
+# "mteb_hook": any other task_specific_scores, the task's own hook run by tasks.task_scores_bridge
+_TASK_SCORES = (None, "max_over_subqueries", "robustness_at_10", "paired_accuracy", "p_mrr", "mteb_hook")
 _RUN_BLOCK_ENTRIES = 1 << 24  # entries of one padded run block handed to the ranking kernel
 
 
@@ -71,6 +72,7 @@ class RetrievalPrepared:
     # p-MRR (FollowIR): per base query id, (row of "{id}-og", row of "{id}-changed", corpus
     # indices of the documents whose relevance the instruction changed; -1 = not in the corpus)
     changed_documents: list[tuple[int, int, np.ndarray]] | None = None
+    hook_context: Any = None  # task_scores == "mteb_hook": task_scores_bridge.HookContext
 
 
 class Retrieval:
@@ -147,6 +149,11 @@ class Retrieval:
         changed_documents = None
         if task_scores == "p_mrr":
             changed_documents = _changed_documents(meta, raw, query_ids, doc_index)
+        hook_context = None
+        if task_scores == "mteb_hook":
+            from fastmteb.tasks import task_scores_bridge
+
+            hook_context = task_scores_bridge.context(split, subset, qrels)
         return RetrievalPrepared(
             query_ids=query_ids,
             query_texts=[query_texts_all[i] for i in keep],
@@ -161,6 +168,7 @@ class Retrieval:
             skip_first_result=bool(param(meta, "skip_first_result", False)),
             task_scores=task_scores,
             changed_documents=changed_documents,
+            hook_context=hook_context,
         )
 
     def requests(self, prepared: RetrievalPrepared) -> dict[str, TextRequest]:
@@ -195,6 +203,10 @@ class Retrieval:
             out["paired_accuracy"] = _paired_accuracy(prepared.query_ids, per_query["recall_at_1"])
         elif prepared.task_scores == "p_mrr":
             out.update(_followir_scores(prepared, ranked, run, per_query))
+        elif prepared.task_scores == "mteb_hook":
+            from fastmteb.tasks import task_scores_bridge
+
+            out.update(task_scores_bridge.hook_scores(meta, prepared, ranked, per_query))
         return out
 
 

@@ -68,6 +68,7 @@ TASK_TYPE_OBJECTS: dict[str, TaskType] = {
     "Reranking": retrieval.Retrieval("Reranking"),
     "InstructionRetrieval": retrieval.Retrieval("InstructionRetrieval"),
     "InstructionReranking": retrieval.Retrieval("InstructionReranking"),
+    "Any2AnyRetrieval": retrieval.Retrieval("Any2AnyRetrieval"),  # text-only ones (mteb_adapter)
     "Classification": classification.Classification(),
     "MultilabelClassification": classification.MultilabelClassification(),
     "Clustering": clustering.Clustering(),
