@@ -25,7 +25,6 @@ from sklearn.metrics import (
     precision_score,
     recall_score,
 )
-from sklearn.model_selection import KFold
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.preprocessing import MultiLabelBinarizer
 
@@ -37,20 +36,9 @@ from fastmteb.tasks._common import (
     embedding,
     param,
     split_rows,
-    training_splits,
 )
+from fastmteb.tasks._supervised import SupervisedProbe, average_experiments, union_of_experiments
 from fastmteb.tasks.base import TaskMetadata, TextRequest
-
-
-@dataclass(frozen=True)
-class ClassificationPrepared:
-    train_texts: list[str]  # texts of ``train_rows`` (the request)
-    train_rows: np.ndarray  # int64, ascending: rows of the train split that are encoded
-    train_labels: list[Any]  # labels of the whole train split
-    experiments: list[list[int]]  # per experiment: train-split rows in sampling order
-    eval_texts: list[str]
-    eval_labels: list[Any]
-    folds: list[tuple[np.ndarray, np.ndarray]] | None = None  # cross-validation (train, val) rows
 
 
 def undersample(labels: list[Any], samples_per_label: int, idxs: list[int] | None) -> tuple[list[int], list[int]]:
@@ -69,11 +57,6 @@ def undersample(labels: list[Any], samples_per_label: int, idxs: list[int] | Non
             selected.append(i)
             counts[labels[i]] += 1
     return selected, idxs
-
-
-def _union_of_experiments(experiments: list[list[int]]) -> np.ndarray:
-    """Train rows any experiment uses, ascending: mteb encodes exactly these, once."""
-    return np.asarray(sorted(set().union(*experiments)), dtype=np.int64)
 
 
 def _check_binary_labels(meta: TaskMetadata, labels: list[Any]) -> None:
@@ -106,109 +89,38 @@ def classification_scores(y_true: list[Any], y_pred: np.ndarray) -> dict[str, An
     return scores
 
 
-def _average(per_experiment: list[dict[str, Any]], *, skip_none: bool) -> dict[str, Any]:
-    """``scores_per_experiment`` first, then the mean of each key (NaN when every value is None)."""
-    out: dict[str, Any] = {"scores_per_experiment": per_experiment}
-    for key in per_experiment[0]:
-        values = [s[key] for s in per_experiment if not skip_none or s[key] is not None]
-        if skip_none:
-            out[key] = float(np.mean(values)) if values else np.nan
-        else:
-            out[key] = np.mean(values)
-    return out
-
-
 def _rows(meta: TaskMetadata, raw: Mapping[str, Any], split: str) -> tuple[list[str], list[Any]]:
     rows = split_rows(meta, raw, split)
     return column(meta, rows, "text", f"split {split!r}"), column(meta, rows, "label", f"split {split!r}")
 
 
-class Classification(RowType):
-    columns = {"text": "str", "label": "label"}
+class Classification(SupervisedProbe):
+    """``LogisticRegression(max_iter=100, random_state=42)`` on ``samples_per_label`` rows per
+    label; sklearn metrics on hard predictions (``ap`` NaN unless binary)."""
 
     name = "Classification"
+    columns = {"text": "str", "label": "label"}
+    target_column = "label"
 
-    def required_splits(self, meta: TaskMetadata) -> tuple[str, ...]:
-        return training_splits(meta)
-
-    def prepare(
-        self, meta: TaskMetadata, raw: Mapping[str, Any], split: str, subset: str
-    ) -> ClassificationPrepared:
-        train_split = param(meta, "train_split", "train")
-        train_texts, train_labels = _rows(meta, raw, train_split)
+    def sample_experiments(self, meta: TaskMetadata, targets: list[list[Any]]) -> list[list[int]]:
+        # mteb carries the shuffled order from one experiment (or fold) to the next unchanged
         samples_per_label = param(meta, "samples_per_label", 8)
-        if param(meta, "is_cross_validation", False):
-            return self._prepare_cross_validation(meta, split, train_split, train_texts, train_labels)
-        eval_texts, eval_labels = _rows(meta, raw, split)
-        _check_binary_labels(meta, eval_labels)
         experiments, order = [], None
-        for _ in range(param(meta, "n_experiments", 10)):
-            selected, order = undersample(train_labels, samples_per_label, order)
+        for labels in targets:
+            selected, order = undersample(labels, samples_per_label, order)
             experiments.append(selected)
-        train_rows = _union_of_experiments(experiments)
-        return ClassificationPrepared(
-            train_texts=[train_texts[i] for i in train_rows],
-            train_rows=train_rows,
-            train_labels=train_labels,
-            experiments=experiments,
-            eval_texts=eval_texts,
-            eval_labels=eval_labels,
-        )
+        return experiments
 
-    @staticmethod
-    def _prepare_cross_validation(
-        meta: TaskMetadata, split: str, train_split: str, texts: list[str], labels: list[Any]
-    ) -> ClassificationPrepared:
-        if split != train_split:
-            raise TaskTypeError(
-                f"task {meta.name!r}: cross-validation runs on the train split {train_split!r}, "
-                f"not {split!r}; set is_cross_validation=False or evaluate {train_split!r}"
-            )
-        splitter = KFold(n_splits=param(meta, "n_splits", 5), shuffle=True, random_state=SEED)
-        folds = [(np.asarray(t), np.asarray(v)) for t, v in splitter.split(range(len(texts)))]
-        experiments, order = [], None
-        samples_per_label = param(meta, "samples_per_label", 8)
-        for train_idx, _ in folds:
-            # mteb carries the shuffled order over folds of (slightly) different sizes unchanged
-            selected, order = undersample([labels[i] for i in train_idx], samples_per_label, order)
-            experiments.append(selected)
-        return ClassificationPrepared(
-            train_texts=texts,
-            train_rows=np.arange(len(texts), dtype=np.int64),
-            train_labels=labels,
-            experiments=experiments,
-            eval_texts=[],
-            eval_labels=labels,
-            folds=folds,
-        )
+    def check_eval_targets(self, meta: TaskMetadata, targets: list[Any]) -> None:
+        _check_binary_labels(meta, targets)
 
-    def requests(self, prepared: ClassificationPrepared) -> dict[str, TextRequest]:
-        out = {"train": TextRequest(prepared.train_texts)}
-        if prepared.folds is None:
-            out["eval"] = TextRequest(prepared.eval_texts)
-        return out
+    def fit_predict(self, meta: TaskMetadata, x_train: np.ndarray, y_train: list[Any], x_test: np.ndarray) -> Any:
+        classifier = LogisticRegression(max_iter=100, random_state=SEED)
+        classifier.fit(x_train, y_train)
+        return classifier.predict(x_test)
 
-    def score(self, meta: TaskMetadata, prepared: ClassificationPrepared, embeddings: Mapping[str, Any]) -> dict:
-        """Per experiment: ``LogisticRegression(max_iter=100, random_state=42)`` fitted on that
-        experiment's rows (in sampling order), hard predictions on the eval split, sklearn metrics;
-        then ``scores_per_experiment`` and the mean of each metric (``ap`` NaN unless binary)."""
-        train = embedding(meta, embeddings, "train", len(prepared.train_rows))
-        position = {int(row): pos for pos, row in enumerate(prepared.train_rows)}
-        per_experiment = []
-        for i, selected in enumerate(prepared.experiments):
-            if prepared.folds is None:
-                rows = [position[j] for j in selected]
-                x_eval, y_eval = embedding(meta, embeddings, "eval", len(prepared.eval_texts)), prepared.eval_labels
-                y_train = [prepared.train_labels[j] for j in selected]
-            else:
-                train_idx, val_idx = prepared.folds[i]
-                rows = train_idx[selected]
-                x_eval, y_eval = train[val_idx], [prepared.eval_labels[j] for j in val_idx]
-                y_train = [prepared.train_labels[j] for j in rows]
-            classifier = LogisticRegression(max_iter=100, random_state=SEED)
-            classifier.fit(train[rows], y_train)
-            per_experiment.append(classification_scores(y_eval, classifier.predict(x_eval)))
-        return _average(per_experiment, skip_none=True)
+    def metrics(self, y_true: list[Any], y_pred: Any) -> dict[str, Any]:
+        return classification_scores(y_true, y_pred)
 
 
 @dataclass(frozen=True)
@@ -249,7 +161,7 @@ class MultilabelClassification(RowType):
             keep = _multilabel_subsample(eval_labels, max_eval)
             eval_texts = [eval_texts[i] for i in keep]
             eval_labels = [eval_labels[i] for i in keep]
-        train_rows = _union_of_experiments(experiments)
+        train_rows = union_of_experiments(experiments)
         return MultilabelPrepared(
             train_texts=[train_texts[i] for i in train_rows],
             train_rows=train_rows,
@@ -287,7 +199,7 @@ class MultilabelClassification(RowType):
                     "hamming": _hamming(y_eval, y_pred),
                 }
             )
-        return _average(per_experiment, skip_none=False)
+        return average_experiments(per_experiment, skip_none=False)
 
 
 def _hamming(y_true: np.ndarray, y_pred: np.ndarray) -> float:

@@ -61,7 +61,7 @@ def test_each_type_owns_its_data_contract():
     def meta(type_name, **params):
         return TaskMetadata("T", type_name, "p", "r", "main", params=params)
 
-    retrieval = {"Retrieval", "Reranking", "InstructionRetrieval", "InstructionReranking"}
+    retrieval = {"Retrieval", "Reranking", "InstructionRetrieval", "InstructionReranking", "Any2AnyRetrieval"}
     for name in TASK_TYPES:
         task_type = get_task_type(name)
         assert task_type.retrieval == (name in retrieval), name
