@@ -12,7 +12,6 @@ requests ``train`` only (the whole split).
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
 from typing import Any, Mapping
 
 import numpy as np
@@ -28,17 +27,14 @@ from sklearn.metrics import (
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.preprocessing import MultiLabelBinarizer
 
-from fastmteb.tasks._common import (
-    SEED,
-    RowType,
-    TaskTypeError,
-    column,
-    embedding,
-    param,
-    split_rows,
+from fastmteb.tasks._common import SEED, TaskTypeError, embedding, param
+from fastmteb.tasks._supervised import (
+    ProbePrepared,
+    SupervisedProbe,
+    average_experiments,
+    union_of_experiments,
 )
-from fastmteb.tasks._supervised import SupervisedProbe, average_experiments, union_of_experiments
-from fastmteb.tasks.base import TaskMetadata, TextRequest
+from fastmteb.tasks.base import TaskMetadata
 
 
 def undersample(labels: list[Any], samples_per_label: int, idxs: list[int] | None) -> tuple[list[int], list[int]]:
@@ -89,11 +85,6 @@ def classification_scores(y_true: list[Any], y_pred: np.ndarray) -> dict[str, An
     return scores
 
 
-def _rows(meta: TaskMetadata, raw: Mapping[str, Any], split: str) -> tuple[list[str], list[Any]]:
-    rows = split_rows(meta, raw, split)
-    return column(meta, rows, "text", f"split {split!r}"), column(meta, rows, "label", f"split {split!r}")
-
-
 class Classification(SupervisedProbe):
     """``LogisticRegression(max_iter=100, random_state=42)`` on ``samples_per_label`` rows per
     label; sklearn metrics on hard predictions (``ap`` NaN unless binary)."""
@@ -123,25 +114,18 @@ class Classification(SupervisedProbe):
         return classification_scores(y_true, y_pred)
 
 
-@dataclass(frozen=True)
-class MultilabelPrepared:
-    train_texts: list[str]
-    train_rows: np.ndarray  # int64 ascending
-    train_labels: list[list[Any]]
-    experiments: list[list[int]]
-    eval_texts: list[str]
-    eval_labels: list[list[Any]]
+class MultilabelClassification(SupervisedProbe):
+    """k-NN on binarised label sets (mteb's own loop: one stateful sampler, no cross-validation)."""
 
-
-class MultilabelClassification(RowType):
     columns = {"text": "str", "label": "list"}
     name = "MultilabelClassification"
+    target_column = "label"
 
-    def prepare(self, meta: TaskMetadata, raw: Mapping[str, Any], split: str, subset: str) -> MultilabelPrepared:
+    def prepare(self, meta: TaskMetadata, raw: Mapping[str, Any], split: str, subset: str) -> ProbePrepared:
         """Train rows per experiment drawn with one stateful ``default_rng(42)`` (a fresh one per
         prepare, i.e. per subset: mteb continues one stream across a task's subsets)."""
-        train_texts, train_labels = _rows(meta, raw, param(meta, "train_split", "train"))
-        eval_texts, eval_labels = _rows(meta, raw, split)
+        train_texts, train_labels = self._rows(meta, raw, param(meta, "train_split", "train"))
+        eval_texts, eval_labels = self._rows(meta, raw, split)
         samples_per_label = param(meta, "samples_per_label", 8)
         rng = np.random.default_rng(SEED)
         experiments = []
@@ -162,19 +146,16 @@ class MultilabelClassification(RowType):
             eval_texts = [eval_texts[i] for i in keep]
             eval_labels = [eval_labels[i] for i in keep]
         train_rows = union_of_experiments(experiments)
-        return MultilabelPrepared(
+        return ProbePrepared(
             train_texts=[train_texts[i] for i in train_rows],
             train_rows=train_rows,
-            train_labels=train_labels,
+            train_targets=train_labels,
             experiments=experiments,
             eval_texts=eval_texts,
-            eval_labels=eval_labels,
+            eval_targets=eval_labels,
         )
 
-    def requests(self, prepared: MultilabelPrepared) -> dict[str, TextRequest]:
-        return {"train": TextRequest(prepared.train_texts), "eval": TextRequest(prepared.eval_texts)}
-
-    def score(self, meta: TaskMetadata, prepared: MultilabelPrepared, embeddings: Mapping[str, Any]) -> dict:
+    def score(self, meta: TaskMetadata, prepared: ProbePrepared, embeddings: Mapping[str, Any]) -> dict:
         """Per experiment: ``KNeighborsClassifier(5)`` on binarised labels (binariser fitted on the
         eval labels); ``accuracy`` = exact-match ``score``, ``lrap`` on hard predictions, macro
         ``f1``, ``hamming`` = mean |true ∧ pred| / |true ∨ pred| (1 when both empty)."""
@@ -182,13 +163,13 @@ class MultilabelClassification(RowType):
         x_eval = embedding(meta, embeddings, "eval", len(prepared.eval_texts))
         position = {int(row): pos for pos, row in enumerate(prepared.train_rows)}
         binarizer = MultiLabelBinarizer()
-        y_eval = binarizer.fit_transform(prepared.eval_labels)
+        y_eval = binarizer.fit_transform(prepared.eval_targets)
         per_experiment = []
         for selected in prepared.experiments:
             classifier = KNeighborsClassifier(n_neighbors=5)
             classifier.fit(
                 train[[position[j] for j in selected]],
-                binarizer.transform([prepared.train_labels[j] for j in selected]),
+                binarizer.transform([prepared.train_targets[j] for j in selected]),
             )
             y_pred = classifier.predict(x_eval)
             per_experiment.append(
