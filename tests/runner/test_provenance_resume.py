@@ -105,6 +105,7 @@ def test_changed_dtype_is_evaluated_again_with_the_reason(tmp_path, fake_stack, 
 
 def test_batch_budget_and_device_do_not_block_resume(tmp_path, fake_stack, monkeypatch):
     use_encoder(monkeypatch, fake_stack, fingerprint="x" * 64)
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)  # the fake encoder runs anywhere
     fake_stack.run(tmp_path, ["TaskA"], batch_tokens=16384, device="cuda")
     again = fake_stack.run(tmp_path, ["TaskA"], batch_tokens=1024, device="cpu")
     assert again.skipped == ["TaskA"] and not again.reevaluated
