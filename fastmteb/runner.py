@@ -956,7 +956,7 @@ def evaluate(
                         "model_fingerprint": model_fp,
                     }
                     if partial:  # tasks evaluated on the subsets/splits data_dir holds
-                        settings["partial_local_data"] = partial
+                        run_settings["partial_local_data"] = partial
                     if spill:
                         run_settings["max_embedding_memory"] = spill["max_embedding_memory"]
                         run_settings["spill_dtype"] = spill["spill_dtype"]

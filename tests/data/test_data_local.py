@@ -163,3 +163,37 @@ def test_a_folder_with_some_subsets_evaluates_those(tmp_path, shared_data, caplo
     }
     raw = load_raw(metas[0], "fra-eng", "test", data_dir=tmp_path)
     assert len(raw["test"]) == 1000
+
+
+def test_each_result_file_names_the_part_of_its_own_data_that_was_evaluated(tmp_path, shared_data):
+    """A run over a partial folder: each task's file (its 'fastmteb' provenance) and its
+    run_settings row name that task's evaluated subsets/splits, and no other task's."""
+    import json
+    import shutil
+    import sys
+    from pathlib import Path
+
+    import fastmteb
+    from fastmteb.encoding import CallableEncoder
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from toy_models import bag_of_words
+
+    for subset in ("deu-eng", "fra-eng"):
+        shutil.copytree(shared_data / "Tatoeba" / subset, tmp_path / "data" / "Tatoeba" / subset)
+    shutil.copytree(shared_data / "BIOSSES", tmp_path / "data" / "BIOSSES")
+    out = tmp_path / "out"
+    fastmteb.evaluate(
+        model=CallableEncoder(bag_of_words, name="bow"), tasks=["Tatoeba", "BIOSSES"],
+        data_dir=str(tmp_path / "data"), output_folder=str(out), progress=False,
+    )
+    tatoeba = json.loads(next(out.rglob("Tatoeba.json")).read_text())
+    biosses = json.loads(next(out.rglob("BIOSSES.json")).read_text())
+    assert tatoeba["fastmteb"]["partial_local_data"] == {"subsets": ["deu-eng", "fra-eng"], "splits": ["test"]}
+    assert "partial_local_data" not in biosses["fastmteb"]  # BIOSSES is whole
+    assert "partial_local_data" not in tatoeba["fastmteb"]["settings"]
+    assert sorted(e["hf_subset"] for e in tatoeba["scores"]["test"]) == ["deu-eng", "fra-eng"]
+    rows = [json.loads(line) for line in next(out.rglob("run_settings.jsonl")).read_text().splitlines()]
+    by_task = {row["task"]: row for row in rows}
+    assert by_task["Tatoeba"]["encode_kwargs"]["partial_local_data"]["subsets"] == ["deu-eng", "fra-eng"]
+    assert "partial_local_data" not in by_task["BIOSSES"]["encode_kwargs"]
