@@ -300,8 +300,6 @@ def local_selection(meta: TaskMetadata, data_dir: str | Path) -> TaskMetadata:
     """``meta`` narrowed to the subsets and splits its ``data_dir`` folder holds (MANIFEST.md
     layout). A folder with all of them, or with none (the loader then says what is missing),
     gives ``meta`` back unchanged."""
-    from dataclasses import replace
-
     if meta.local_dir is None:
         return meta
     folder = Path(data_dir) / meta.local_dir
@@ -317,14 +315,7 @@ def local_selection(meta: TaskMetadata, data_dir: str | Path) -> TaskMetadata:
     splits = [s for s in meta.eval_splits if any(_has_local_split(meta, folder, sub, s) for sub in subsets)]
     if not splits:
         return meta
-    if tuple(subsets) == meta.hf_subsets and tuple(splits) == meta.eval_splits:
-        return meta
-    return replace(
-        meta,
-        hf_subsets=tuple(subsets),
-        eval_splits=tuple(splits),
-        languages={s: meta.languages[s] for s in subsets if s in meta.languages},
-    )
+    return meta.narrowed(splits, subsets)
 
 
 def _has_local_split(meta: TaskMetadata, folder: Path, subset: str, split: str) -> bool:

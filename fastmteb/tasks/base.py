@@ -14,7 +14,8 @@ columns of that type (see ``fastmteb.data``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Mapping
 
 PromptType = Literal["query", "document"]
@@ -73,6 +74,18 @@ class TaskMetadata:
     def __post_init__(self) -> None:
         if self.type not in TASK_TYPES:
             raise ValueError(f"task {self.name!r}: unknown type {self.type!r}; expected one of {TASK_TYPES}")
+
+    def narrowed(self, eval_splits: Sequence[str], hf_subsets: Sequence[str]) -> TaskMetadata:
+        """This task evaluated on ``eval_splits`` and ``hf_subsets`` only (their languages kept);
+        ``self`` when nothing changes."""
+        if tuple(eval_splits) == self.eval_splits and tuple(hf_subsets) == self.hf_subsets:
+            return self
+        return replace(
+            self,
+            eval_splits=tuple(eval_splits),
+            hf_subsets=tuple(hf_subsets),
+            languages={s: self.languages[s] for s in hf_subsets if s in self.languages},
+        )
 
 
 @dataclass(frozen=True)

@@ -238,18 +238,13 @@ def _type_params(task: Any) -> dict[str, Any]:
             # metrics of this task's own (e.g. capped recall, level scores): its own hook is
             # called with fastmteb's results (fastmteb.tasks.task_scores_bridge)
             p["task_specific_scores"] = "mteb_hook"
-    elif _is(task, "regression"):  # before classification: AbsTaskRegression subclasses it
+    elif _is(task, "classification"):  # multilabel and regression (a subclass) included
+        # the sampler's size: rows per label, or rows in all for a regression
+        if _is(task, "regression"):
+            p["n_samples"] = task.n_samples
+        else:
+            p["samples_per_label"] = task.samples_per_label
         p.update(
-            n_samples=task.n_samples,
-            n_experiments=task.n_experiments,
-            train_split=task.train_split,
-            is_cross_validation=task.is_cross_validation,
-        )
-        if task.is_cross_validation:
-            p["n_splits"] = task.n_splits
-    elif _is(task, "classification"):  # multilabel included
-        p.update(
-            samples_per_label=task.samples_per_label,
             n_experiments=task.n_experiments,
             train_split=task.train_split,
             is_cross_validation=task.is_cross_validation,

@@ -23,7 +23,7 @@ import json
 import logging
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -319,19 +319,6 @@ def get_tasks(
     return selected
 
 
-def _narrowed(
-    meta: TaskMetadata, eval_splits: Sequence[str], hf_subsets: Sequence[str]
-) -> TaskMetadata:
-    if tuple(eval_splits) == meta.eval_splits and tuple(hf_subsets) == meta.hf_subsets:
-        return meta
-    return replace(
-        meta,
-        eval_splits=tuple(eval_splits),
-        hf_subsets=tuple(hf_subsets),
-        languages={s: meta.languages[s] for s in hf_subsets if s in meta.languages},
-    )
-
-
 def benchmark_tasks(benchmark: str | Any) -> tuple[list[TaskMetadata], dict[str, str]]:
     """(runnable tasks of a benchmark, narrowed as the benchmark narrows them, {skipped: reason})."""
     from fastmteb.tasks.mteb_adapter import unsupported_reason
@@ -343,8 +330,7 @@ def benchmark_tasks(benchmark: str | Any) -> tuple[list[TaskMetadata], dict[str,
             meta = get_task(task_name)
             narrowed = selections.get(task_name, {})
             out.append(
-                _narrowed(
-                    meta,
+                meta.narrowed(
                     narrowed.get("eval_splits", meta.eval_splits),
                     narrowed.get("hf_subsets", meta.hf_subsets),
                 )
@@ -354,7 +340,7 @@ def benchmark_tasks(benchmark: str | Any) -> tuple[list[TaskMetadata], dict[str,
         cached = _CACHE.get(f"benchmark:{benchmark}")
         if cached is not None:
             metas = [
-                _narrowed(get_task(n), splits, subsets) for n, splits, subsets in cached["tasks"]
+                get_task(n).narrowed(splits, subsets) for n, splits, subsets in cached["tasks"]
             ]
             return metas, dict(cached["skipped"])
         try:
@@ -375,7 +361,7 @@ def benchmark_tasks(benchmark: str | Any) -> tuple[list[TaskMetadata], dict[str,
         meta = (
             get_task(task.metadata.name) if isinstance(benchmark, str) else _from_mteb_object(task)
         )
-        meta = _narrowed(meta, tuple(task.eval_splits), tuple(task.hf_subsets))
+        meta = meta.narrowed(tuple(task.eval_splits), tuple(task.hf_subsets))
         metas.append(meta)
         entries.append([meta.name, list(meta.eval_splits), list(meta.hf_subsets)])
     if isinstance(benchmark, str):
@@ -437,7 +423,7 @@ def narrow(
         subsets = [s for s in subsets if _langs_match(meta.languages.get(s, ()), languages)]
     if not splits or not subsets:
         return None
-    return _narrowed(meta, splits, subsets)
+    return meta.narrowed(splits, subsets)
 
 
 class _Catalogue(Mapping[str, TaskMetadata]):
