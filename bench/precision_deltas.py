@@ -8,7 +8,8 @@ default); bfloat16 runs under ``torch.autocast`` (on this CPU: AVX512-BF16).
     python bench/precision_deltas.py                       # all tasks, float32 vs bfloat16
     python bench/precision_deltas.py --tasks STS12 SciFact --dtypes float32 float16
 
-Outputs bench/results/precision_deltas.json and .md.
+Outputs bench/results/precision_deltas.json and .md; rows of tasks measured in earlier runs are
+kept unless --fresh (each run's wall times are listed with the tasks it covered).
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ def main() -> None:
     ap.add_argument("--tasks", nargs="*", default=None, help=f"subset of: {' '.join(pv.TASKS)}")
     ap.add_argument("--dtypes", nargs=2, default=["float32", "bfloat16"], metavar=("REFERENCE", "OTHER"))
     ap.add_argument("--data-dir", type=Path, default=pv.DEFAULT_DATA)
+    ap.add_argument("--fresh", action="store_true", help="drop rows of earlier runs from the outputs")
     args = ap.parse_args()
 
     import fastmteb
@@ -91,6 +93,22 @@ def main() -> None:
             ref: a["main"], other: b["main"], "delta": b["main"] - a["main"],
             "max_metric_delta": _max_metric_delta(a["metrics"], b["metrics"]),
         })
+    batch = {"tasks": [r["task"] for r in rows], "seconds": {d: runs[d]["seconds"] for d in runs}}
+    write_outputs(rows, batch, args.dtypes, fresh=args.fresh)
+
+
+def write_outputs(rows: list[dict], batch: dict, dtypes: list[str], *, fresh: bool = False) -> None:
+    """Write the table; rows of other tasks from earlier runs (same dtypes) are kept unless
+    ``fresh``, each run's wall times listed with the tasks it covered."""
+    ref, other = dtypes
+    batches = [batch]
+    json_path = OUT.with_suffix(".json")
+    if not fresh and json_path.is_file():
+        earlier = json.loads(json_path.read_text(encoding="utf-8"))
+        if earlier.get("dtypes") == list(dtypes):
+            mine = {r["task"] for r in rows}
+            rows = [r for r in earlier["rows"] if r["task"] not in mine] + rows
+            batches = [b for b in earlier.get("runs", []) if set(b["tasks"]) - mine] + batches
     header = f"| task | type | {ref} | {other} | delta (main) | max delta, any metric |\n|---|---|---|---|---|---|\n"
     lines = [
         f"| {r['task']} | {r['type']} | {r[ref]:.6f} | {r[other]:.6f} | {r['delta']:+.2e} | {r['max_metric_delta']:.2e} |"
@@ -99,18 +117,22 @@ def main() -> None:
     deltas = [abs(r["delta"]) for r in rows]
     summary = (
         f"{len(rows)} tasks; |delta| of the main score: mean {sum(deltas) / len(deltas):.2e}, "
-        f"max {max(deltas):.2e}; wall time {ref} {runs[ref]['seconds']:.0f} s, "
-        f"{other} {runs[other]['seconds']:.0f} s ({runs[ref]['seconds'] / runs[other]['seconds']:.2f}x)"
+        f"max {max(deltas):.2e}.\n"
     )
-    table = header + "\n".join(lines) + "\n\n" + summary + "\n"
+    for b in batches:
+        seconds = b["seconds"]
+        summary += (
+            f"\nWall time over {len(b['tasks'])} task(s) ({', '.join(b['tasks'])}): {ref} "
+            f"{seconds[ref]:.0f} s, {other} {seconds[other]:.0f} s ({seconds[ref] / seconds[other]:.2f}x).\n"
+        )
+    table = header + "\n".join(lines) + "\n\n" + summary
     print(table)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.with_suffix(".md").write_text(table, encoding="utf-8")
-    OUT.with_suffix(".json").write_text(json.dumps({
+    json_path.write_text(json.dumps({
         "machine": platform.processor() or platform.machine(), "model": "all-MiniLM-L6-v2 (bundled)",
-        "dtypes": args.dtypes, "rows": rows, "seconds": {d: runs[d]["seconds"] for d in runs},
+        "dtypes": list(dtypes), "rows": rows, "runs": batches,
     }, indent=2), encoding="utf-8")
-
 
 if __name__ == "__main__":
     main()
