@@ -1,8 +1,9 @@
 """mteb's own ``load_data()`` path, offline: ``datasets.load_dataset`` (and the hub listing calls)
 are replaced by a reader of local rows shaped as the hub stores them, so mteb's loaders, custom
 ``load_data`` methods and ``dataset_transform`` run for real. The rows fastmteb gets from that path
-must equal what the ``--data-dir`` path gives on the same rows (../shared/data), for one task of
-each type and for a task with its own ``load_data`` (TurkicClassification).
+must equal what the ``--data-dir`` path gives on the same rows (../shared/data, or synthetic rows
+for Regression and MultilabelClassification), for one task of each type and for a task with its own
+``load_data`` (TurkicClassification).
 """
 
 from __future__ import annotations
@@ -308,3 +309,40 @@ def test_reranking_top_ranked(hub, shared_data):
         )
 
     assert triples(got) == triples(local)
+
+
+def _write_local(folder: Path, splits: dict[str, list[dict]]) -> None:
+    folder.mkdir(parents=True)
+    for split, rows in splits.items():
+        (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
+def test_regression(hub, tmp_path):
+    # A multilingual task: one hub config per subset, one local subfolder per subset.
+    meta = get_task("RuSciBenchCitedCountRegression")
+    for n, subset in enumerate(meta.hf_subsets):
+        splits = {
+            split: [{"text": f"{subset} paper {i}", "value": float((i * 7 + n) % 13)} for i in range(40)]
+            for split in ("train", "test")
+        }
+        hub.add(meta.hf_path, subset, {s: _ds(rows) for s, rows in splits.items()})
+        _write_local(tmp_path / meta.local_dir / subset, splits)
+    for subset in meta.hf_subsets:
+        got = load_raw_with_mteb(meta, subset, "test")
+        assert any(call[1] == subset for call in hub.calls)  # mteb's loader asked for this config
+        assert len(got["test"]) == 40 and len(got["train"]) == 40
+        _assert_same(got, load_raw(meta, subset, "test", data_dir=tmp_path))
+
+
+def test_multilabel_classification(hub, tmp_path):
+    meta = get_task("BrazilianToxicTweetsClassification")
+    splits = {
+        split: [{"text": f"tweet {split} {i}", "label": [i % 3, (i + 1) % 4] if i % 5 else []} for i in range(60)]
+        for split in ("train", "test")
+    }
+    hub.add(meta.hf_path, "default", {s: _ds(rows) for s, rows in splits.items()})
+    _write_local(tmp_path / meta.local_dir, splits)
+    got = load_raw_with_mteb(meta, "default", "test")
+    assert hub.calls and len(got["test"]) == 60
+    assert column_values(got["test"], "label")[:2] == [[], [1, 2]]  # empty label sets survive
+    _assert_same(got, load_raw(meta, "default", "test", data_dir=tmp_path))
