@@ -36,7 +36,6 @@ from fastmteb.tasks.base import TaskMetadata
 
 __all__ = [
     "BUNDLED_DIR",
-    "RETRIEVAL_TYPES",
     "TaskDataError",
     "bundled_source",
     "canonical_columns",
@@ -48,11 +47,6 @@ __all__ = [
 ]
 
 BUNDLED_DIR = Path(__file__).parent / "bundled"
-# The retrieval family's type names (for callers that only have a name); the type objects'
-# ``retrieval`` flag is what the loader itself reads.
-RETRIEVAL_TYPES = frozenset(
-    {"Retrieval", "Reranking", "InstructionRetrieval", "InstructionReranking", "Any2AnyRetrieval"}
-)
 
 
 def _task_type(meta: TaskMetadata) -> Any:
