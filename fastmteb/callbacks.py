@@ -301,6 +301,8 @@ class TrainingEvaluation:
     ``reuse_unchanged``: a call on the same model object whose weights did not change since the
     previous call (``weights_state``) returns that call's scores without encoding; False: always
     re-encode.
+    ``resident`` (None = auto: on for a model on CUDA): the embeddings stay on the model's device
+    between the forward pass and the scoring kernels (``fastmteb.evaluate``'s option).
     """
 
     def __init__(
@@ -320,6 +322,7 @@ class TrainingEvaluation:
         raise_error: bool = True,
         progress: bool = False,
         reuse_unchanged: bool = True,
+        resident: bool | None = None,
     ) -> None:
         if tasks is None and benchmark is None:
             raise ValueError("TrainingEvaluation: pass tasks=[names] or benchmark=NAME")
@@ -337,6 +340,7 @@ class TrainingEvaluation:
         self.raise_error = raise_error
         self.progress = progress
         self.reuse_unchanged = reuse_unchanged
+        self.resident = resident
         self.history: list[EvaluationRecord] = []
         self._run: PreparedRun | None = None
         self._model: Any = None
@@ -421,7 +425,7 @@ class TrainingEvaluation:
         self, run: PreparedRun, step: int | None, epoch: float | None, started: float, prepared_seconds: float
     ) -> EvaluationRecord:
         encode_started = time.perf_counter()
-        run.embed(reencode=True)
+        run.embed(reencode=True, resident=self.resident)
         score_started = time.perf_counter()
         results: dict[str, TaskResult] = {}
         failures: list[TaskFailure] = []

@@ -143,6 +143,13 @@ def _build_parser() -> argparse.ArgumentParser:
         "the vectors, so scores may move in their last digits (default float32: exact)",
     )
     run.add_argument(
+        "--resident",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="keep the embeddings on the encoding device from the forward pass to the scoring "
+        "kernels (default: on for a model on CUDA; --no-resident: score from numpy on the CPU)",
+    )
+    run.add_argument(
         "--overwrite", action="store_true", help="evaluate again tasks that already have results"
     )
     run.add_argument(
@@ -259,6 +266,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir,
         max_embedding_memory=args.max_embedding_memory,
         spill_dtype=args.spill_dtype,
+        resident=args.resident,
         overwrite=args.overwrite,
         progress=not args.quiet,
         trust_remote_code=args.trust_remote_code,

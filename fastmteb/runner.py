@@ -710,16 +710,17 @@ class PreparedRun:
             raise RuntimeError("this PreparedRun released its text pool; prepare a new one")
         return self.pool.tokenize_all()
 
-    def embed(self, *, reencode: bool = False) -> np.ndarray:
-        """Encode every text not encoded yet (all with ``reencode``); float32 [pool, dim] (a lazy
-        ``RowView`` of the spill file when the pool is past ``max_embedding_memory``)."""
+    def embed(self, *, reencode: bool = False, resident: bool | None = None) -> Any:
+        """Encode every text not encoded yet (all with ``reencode``); float32 [pool, dim]: a numpy
+        array, a torch tensor on the encoder's device when ``resident`` (None: auto, see
+        ``TextPool.embeddings``), or a lazy ``RowView`` of the spill file when the pool is past
+        ``max_embedding_memory``. Each task type's ``score`` gets its requests' rows of it."""
         if self.pool is None:
             raise RuntimeError("this PreparedRun released its text pool; prepare a new one")
         if reencode:
             self.pool.reset_embeddings()
         t0 = self.clock.now()
-        vectors = self.pool.embeddings()
-        self.embeddings = vectors if _is_spilled(vectors) else np.asarray(vectors)
+        self.embeddings = self.pool.embeddings(resident=resident)
         self.encode_phase = self.clock.phase("Encoding", t0, self.clock.now())
         costs = self.pool.encode_costs()
         for task in self.tasks:
@@ -817,6 +818,7 @@ def evaluate(
     spill_dtype: str = "float32",
     distributed: bool | None = None,
     dist_backend: str | None = None,
+    resident: bool | None = None,
 ) -> RunResults:
     """Evaluate ``model`` on ``tasks`` and/or ``benchmark``; write one mteb result file per task.
 
@@ -863,6 +865,13 @@ def evaluate(
     rank 0 writes the files and every rank returns its ``RunResults``. Call from every rank.
     ``True`` also shards over a process group the caller initialised; ``False``: this process
     alone. ``dist_backend``: "nccl" (default when encoding on CUDA) or "gloo" (CPU).
+
+    ``resident`` (None = auto: on for a torch model on CUDA whose vectors fit in a quarter of the
+    free device memory, unless they spilled past ``max_embedding_memory``): the embeddings stay a float32
+    tensor on the encoding device from the forward pass to the scoring kernels (Triton top-k,
+    torch correlations and threshold sweeps); only what sklearn fits (classification,
+    clustering, regression) and the top-k lists go to the CPU. ``True`` forces it (on the CPU
+    too), ``False`` keeps today's numpy path.
     """
     tasks, benchmark, extras = _split_extras(tasks, benchmark)  # aggregates, mteb-evaluator fallback
     requested = resolve_tasks(tasks, benchmark)
@@ -946,7 +955,7 @@ def evaluate(
             outcome.failures.extend(run.failures)
             if run.tasks:
                 try:
-                    run.embed()
+                    run.embed(resident=resident)
                     run.release_pool()
                     run_settings = {
                         "device": device,

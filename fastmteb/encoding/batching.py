@@ -156,7 +156,8 @@ def run_token_batches(
     stats: EncodeStats | None = None,
     on_oom: Callable[[], None] | None = None,
     max_waste: float = DEFAULT_MAX_WASTE,
-) -> np.ndarray:
+    keep_on_device: bool = False,
+) -> np.ndarray | torch.Tensor:
     """Run ``forward`` over token-budget batches of ``token_ids``; rows back in input order (float32).
 
     On an out-of-memory error the batch is retried with half the budget (down to one sequence per
@@ -166,7 +167,8 @@ def run_token_batches(
     its traceback held, has been released.
 
     Rows stay on the device ``forward`` returns them on until all batches are done: one copy to
-    the host at the end instead of a synchronising copy after every batch.
+    the host at the end instead of a synchronising copy after every batch, or none with
+    ``keep_on_device`` (then a float32 torch tensor on that device is returned).
     """
     if budget < 1:
         raise ValueError(f"batch token budget must be >= 1, got {budget}")
@@ -243,4 +245,6 @@ def run_token_batches(
     stats.texts += n
     stats.final_budget = budget
     stats.seconds += time.perf_counter() - started
-    return out.cpu().numpy() if out is not None else np.zeros((0, 0), dtype=np.float32)
+    if out is None:
+        out = torch.zeros((0, 0), dtype=torch.float32)
+    return out if keep_on_device else out.cpu().numpy()

@@ -392,11 +392,14 @@ class TorchEncoder:
         *,
         progress: bool = False,
         stats: EncodeStats | None = None,
-    ) -> np.ndarray:
-        """float32 [n, dim] embeddings of pre-tokenized texts (from ``tokenize`` with the same ctx)."""
+        keep_on_device: bool = False,
+    ) -> np.ndarray | torch.Tensor:
+        """float32 [n, dim] embeddings of pre-tokenized texts (from ``tokenize`` with the same ctx):
+        a numpy array, or with ``keep_on_device`` a torch tensor on ``self.device`` (no host copy)."""
         stats = stats if stats is not None else EncodeStats()
         if len(token_ids) == 0:
-            return np.zeros((0, self.embedding_dim or 0), dtype=np.float32)
+            empty = np.zeros((0, self.embedding_dim or 0), dtype=np.float32)
+            return torch.from_numpy(empty).to(self.device) if keep_on_device else empty
         prompt_length = self._prompt_length(self.resolved_prompt(ctx))
         forward = self._forward
         if prompt_length is not None:
@@ -422,6 +425,7 @@ class TorchEncoder:
                     description=f"Encoding {ctx.task_name}",
                     stats=stats,
                     on_oom=torch.cuda.empty_cache if self.device.type == "cuda" else None,
+                    keep_on_device=keep_on_device,
                 )
         finally:
             module.train(was_training)

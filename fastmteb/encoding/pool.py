@@ -3,6 +3,8 @@
 Callers (tasks, the runner, a training callback) ``add`` texts with their ``EncodeContext`` and
 keep the returned int64 indices; ``embeddings()`` encodes whatever is not encoded yet and returns
 the pool's float32 matrix, so ``embeddings()[indices]`` are a caller's vectors in its own order.
+``embeddings(resident=True)`` keeps that matrix a torch tensor on the encoder's device (the
+forward passes write into it there; nothing goes through the host but the disk cache's rows).
 The entry key is ``(encoder.group_key(ctx), text)``: for a torch model the resolved prompt, so a
 sentence shared by STS12 and SICK-R is embedded once but a query and a document prompt never mix.
 Token ids are computed once per entry and kept across ``reset_embeddings()``, which is what makes
@@ -22,13 +24,14 @@ from pathlib import Path
 from typing import Any, Callable, Hashable, Sequence
 
 import numpy as np
+import torch
 
 from fastmteb.distributed import Distributed, shard_bounds
 from fastmteb.distributed import current as current_distributed
 from fastmteb.encoding.base import EncodeContext, Encoder
 from fastmteb.encoding.batching import EncodeStats
 from fastmteb.encoding.cache import CacheDisabledWarning, EmbeddingCache, entry_digest, shard_rows
-from fastmteb.encoding.store import EmbeddingStore, parse_memory_size
+from fastmteb.encoding.store import EmbeddingStore, RowView, parse_memory_size
 from fastmteb.encoding.store import spill_dtype as _checked_spill_dtype
 
 
@@ -71,8 +74,10 @@ class TextPool:
         self._group_ids: dict[Hashable, int] = {}
         self._groups: list[tuple[Hashable, EncodeContext]] = []
         self._token_ids: list[np.ndarray | None] = []
-        # float32 ndarray without a memory limit; an EmbeddingStore (RAM or spill file) with one
-        self._vectors: np.ndarray | EmbeddingStore | None = None
+        # float32 ndarray without a memory limit (a torch tensor on ``_device`` when resident); an
+        # EmbeddingStore (RAM or spill file) with one
+        self._vectors: np.ndarray | torch.Tensor | EmbeddingStore | None = None
+        self._device: torch.device | None = None  # where _vectors lives when it is a tensor
         self._done = np.zeros(0, dtype=bool)
         self._encoded_last = np.zeros(0, dtype=bool)  # entries the last embeddings() call encoded
         self._cache: EmbeddingCache | None = None
@@ -149,7 +154,7 @@ class TextPool:
             self._cache = EmbeddingCache(self.cache_dir, fingerprint)
         return self._cache
 
-    def _store_rows(self, entries: np.ndarray, rows: np.ndarray) -> None:
+    def _store_rows(self, entries: np.ndarray, rows: np.ndarray | torch.Tensor) -> None:
         if self._vectors is None or self._vectors.shape[1] != rows.shape[1]:
             if self._vectors is not None and self._done.any():
                 raise ValueError(
@@ -163,14 +168,20 @@ class TextPool:
             if isinstance(self._vectors, EmbeddingStore):
                 self._vectors.resize(len(self._texts))
             else:
-                grown = np.zeros((len(self._texts), self._vectors.shape[1]), dtype=np.float32)
+                grown = self._new_vectors(self._vectors.shape[1])
                 grown[: self._vectors.shape[0]] = self._vectors
                 self._vectors = grown
-        self._vectors[entries] = rows
+        if isinstance(self._vectors, torch.Tensor):
+            where = torch.from_numpy(entries).to(self._device)
+            self._vectors[where] = torch.as_tensor(rows).to(self._device, torch.float32)
+        else:
+            self._vectors[entries] = _on_host(rows)
         self._done[entries] = True
 
-    def _new_vectors(self, dim: int) -> np.ndarray | EmbeddingStore:
+    def _new_vectors(self, dim: int) -> np.ndarray | torch.Tensor | EmbeddingStore:
         if self.max_embedding_bytes is None:
+            if self._device is not None:
+                return torch.zeros((len(self._texts), dim), dtype=torch.float32, device=self._device)
             return np.zeros((len(self._texts), dim), dtype=np.float32)
         return EmbeddingStore(len(self._texts), dim, max_bytes=self.max_embedding_bytes,
                               folder=self.spill_dir, dtype=self.spill_dtype)
@@ -180,9 +191,20 @@ class TextPool:
         """True when the vectors live in a spill file (``max_embedding_memory`` exceeded)."""
         return isinstance(self._vectors, EmbeddingStore) and self._vectors.spilled
 
-    def embeddings(self) -> np.ndarray:
-        """float32 [len(pool), dim]; encodes only the entries not encoded yet."""
+    def embeddings(self, *, resident: bool | None = False) -> np.ndarray | torch.Tensor | RowView:
+        """float32 [len(pool), dim]; encodes only the entries not encoded yet.
+
+        ``resident``: False: a numpy array. True: a torch tensor on the encoder's device
+        (``encoder.device``; the CPU for an encoder without one) that a torch encoder's forward
+        passes fill on the device, with no copy to the host (the disk cache alone gets host rows).
+        None (auto): True for a torch encoder on CUDA whose vectors fit in a quarter of the free
+        device memory, else False. A pool with ``max_embedding_memory`` keeps its vectors on the
+        host: a lazy ``RowView`` once spilled (whatever ``resident``), else (resident) copied to
+        the device once at the end.
+        """
         started = time.perf_counter()
+        target = self._resident_device(resident)
+        self._keep_vectors_on(target if self.max_embedding_bytes is None else None)
         self._encoded_last = np.zeros(len(self._texts), dtype=bool)
         missing = np.flatnonzero(~self._done[: len(self._texts)])
         cache = self._disk_cache() if len(missing) else None
@@ -211,7 +233,7 @@ class TextPool:
         for group in np.unique(groups):
             pieces = self._chunks(int(group), missing[groups == group], dist, cache is not None)
             for entries in self._pieces_progress(int(group), pieces):
-                rows = self._encode_group(int(group), entries)
+                rows = self._encode_group(int(group), entries, keep_on_device=self._device is not None)
                 self._store_rows(entries, rows)
                 self._encoded += len(entries)
                 self._encoded_last[entries] = True
@@ -222,12 +244,41 @@ class TextPool:
                             or entry_digest(self._groups[self._group_of_entry[e]][0], self._texts[e])
                             for e in entries
                         ],
-                        rows,
+                        _on_host(rows),
                     )
         self._seconds += time.perf_counter() - started
         if self._vectors is None:
-            return np.zeros((len(self._texts), 0), dtype=np.float32)
-        return self._vectors[: len(self._texts)]
+            vectors = np.zeros((len(self._texts), 0), dtype=np.float32)
+        else:
+            vectors = self._vectors[: len(self._texts)]
+        if target is not None and isinstance(vectors, np.ndarray):  # a store in RAM, or no vectors
+            return torch.from_numpy(vectors).to(target)
+        return vectors
+
+    def _resident_device(self, resident: bool | None) -> torch.device | None:
+        """The device ``embeddings(resident=...)`` returns a tensor on; None: numpy."""
+        if resident is False:
+            return None
+        device = getattr(self.encoder, "device", None)
+        device = device if isinstance(device, torch.device) else torch.device("cpu")
+        if resident:
+            return device
+        if device.type != "cuda":
+            return None
+        held = self._vectors.numel() * 4 if isinstance(self._vectors, torch.Tensor) else 0
+        needed = len(self._texts) * self._embedding_dim() * 4
+        free, _ = torch.cuda.mem_get_info(device)
+        # leave the rest to the forward passes and to the scoring kernels' blocks
+        return device if needed <= (free + held) // 4 else None
+
+    def _keep_vectors_on(self, device: torch.device | None) -> None:
+        """Keep the encoded vectors (ndarray without a memory limit) as a tensor on ``device``, or
+        as numpy when None: a later call with another ``resident`` moves them once."""
+        self._device = device
+        if isinstance(self._vectors, torch.Tensor) and device is None:
+            self._vectors = self._vectors.cpu().numpy()
+        elif isinstance(self._vectors, (np.ndarray, torch.Tensor)) and device is not None:
+            self._vectors = torch.as_tensor(self._vectors).to(device)
 
     def _pieces_progress(self, group: int, pieces: list[np.ndarray]) -> Any:
         """``pieces``, under a progress bar of pieces when there are several (each piece's encode
@@ -323,10 +374,13 @@ class TextPool:
         pieces.append(entries[np.concatenate(current)])
         return pieces
 
-    def _encode_group(self, group: int, entries: np.ndarray) -> np.ndarray:
+    def _encode_group(
+        self, group: int, entries: np.ndarray, keep_on_device: bool = False
+    ) -> np.ndarray | torch.Tensor:
         """float32 rows of ``entries`` (one group). Under torch.distributed each rank encodes its
         share (``encode_shard``: the one-process batches dealt round-robin; an encoder without it:
-        a contiguous chunk) and every rank gets all rows."""
+        a contiguous chunk) and every rank gets all rows. ``keep_on_device``: a tokenizing
+        encoder's rows of one process stay a tensor on its device."""
         _, ctx = self._groups[group]
         stats = EncodeStats()
         dist = current_distributed()
@@ -352,7 +406,9 @@ class TextPool:
                 )
             else:
                 rows = self.encoder.encode_tokenized(
-                    token_ids, ctx, progress=self.progress, stats=stats
+                    token_ids, ctx, progress=self.progress, stats=stats,
+                    # asked only when resident: an encoder of the numpy path needs no such keyword
+                    **({"keep_on_device": True} if keep_on_device else {}),
                 )
         else:
             encode = lambda chunk: self.encoder.encode(  # noqa: E731
@@ -395,6 +451,10 @@ class TextPool:
             "oom_retries": s.oom_retries,
             "seconds": self._seconds,
         }
+
+
+def _on_host(rows: np.ndarray | torch.Tensor) -> np.ndarray:
+    return rows.cpu().numpy() if isinstance(rows, torch.Tensor) else rows
 
 
 def _assemble(dist: Distributed, n: int, positions: np.ndarray, rows: np.ndarray) -> np.ndarray:

@@ -1,6 +1,12 @@
 """Helpers shared by the task-type modules: input checks, parameters, pairwise scores, id order.
 
 Nothing here knows a task type; each function is used by at least two of them.
+
+Embeddings reach ``score`` as numpy arrays, or as torch tensors on the encoding device when the
+run is device-resident (``fastmteb.evaluate(resident=...)``). The one place the two meet is here:
+``embedding`` hands sklearn-fitting types float32 numpy (the host copy they need), while
+``device_embedding`` keeps a tensor where it is for the types whose scoring has a device path, and
+``paired_scores`` computes the per-pair scores with numpy/sklearn or, for tensors, torch.
 """
 
 from __future__ import annotations
@@ -91,26 +97,42 @@ def split_rows(meta: TaskMetadata, raw: Mapping[str, Any], split: str) -> Any:
 def embedding(
     meta: TaskMetadata, embeddings: Mapping[str, Any], name: str, n_rows: int
 ) -> np.ndarray:
-    """``embeddings[name]`` as a float32 numpy array with ``n_rows`` rows (half precision upcast).
+    """``embeddings[name]`` as a float32 numpy array with ``n_rows`` rows (half precision upcast;
+    a torch tensor is copied to the host).
 
     mteb hands sklearn/scipy float32 arrays (its wrapper upcasts half precision), so every
     non-retrieval score is computed from exactly that.
     """
+    array = device_embedding(meta, embeddings, name, n_rows)
+    if isinstance(array, torch.Tensor):
+        return array.detach().cpu().numpy()
+    return np.asarray(array, dtype=np.float32)
+
+
+def device_embedding(
+    meta: TaskMetadata, embeddings: Mapping[str, Any], name: str, n_rows: int
+) -> np.ndarray | torch.Tensor | Any:
+    """``embeddings[name]`` with ``n_rows`` rows, in float32, left where it lives: a torch tensor
+    stays on its device, a lazy 2-D array (a spilled pool's ``RowView``: rows read on slicing)
+    stays lazy, anything else becomes a numpy array."""
     if name not in embeddings:
         raise TaskTypeError(
             f"task {meta.name!r}: embeddings has no entry {name!r} (have {sorted(embeddings)}); "
             "pass one array per request returned by requests()"
         )
     array = embeddings[name]
-    if isinstance(array, torch.Tensor):
-        array = array.detach().float().cpu().numpy()
-    array = np.asarray(array)
-    if array.ndim != 2 or array.shape[0] != n_rows:
+    if not hasattr(array, "shape"):
+        array = np.asarray(array)
+    if len(array.shape) != 2 or array.shape[0] != n_rows:
         raise TaskTypeError(
-            f"task {meta.name!r}: embeddings[{name!r}] has shape {array.shape}, expected "
+            f"task {meta.name!r}: embeddings[{name!r}] has shape {tuple(array.shape)}, expected "
             f"[{n_rows}, dim] (one row per text of the request, in order)"
         )
-    return array if array.dtype == np.float32 else array.astype(np.float32)
+    if isinstance(array, torch.Tensor):
+        return array.detach().float()
+    if isinstance(array, np.ndarray) and array.dtype != np.float32:
+        return array.astype(np.float32)
+    return array
 
 
 def torch_normalize(x: np.ndarray) -> torch.Tensor:
@@ -121,7 +143,9 @@ def torch_normalize(x: np.ndarray) -> torch.Tensor:
     return torch.nn.functional.normalize(torch.from_numpy(np.ascontiguousarray(x)), p=2, dim=1)
 
 
-def paired_scores(e1: np.ndarray, e2: np.ndarray) -> dict[str, np.ndarray]:
+def paired_scores(
+    e1: np.ndarray | torch.Tensor, e2: np.ndarray | torch.Tensor
+) -> dict[str, np.ndarray | torch.Tensor]:
     r"""The per-pair similarity vectors STS and pair classification report, as mteb computes them.
 
     For pair i, with float32 rows :math:`x = e1_i`, :math:`y = e2_i`:
@@ -135,7 +159,11 @@ def paired_scores(e1: np.ndarray, e2: np.ndarray) -> dict[str, np.ndarray]:
     - ``dot``: :math:`\langle x, y \rangle` (``np.dot`` row by row, as mteb; BLAS sdot).
 
     All are float32 (sklearn keeps float32 input as float32), in the order mteb reports them.
+    Torch tensors (a device-resident run) get the same formulas as torch operations on their
+    device (torch tensors back): equal to the numpy values up to float32 summation order.
     """
+    if isinstance(e1, torch.Tensor):
+        return _paired_scores_torch(e1, e2.to(e1.device))
     similarity = (torch_normalize(e1) * torch_normalize(e2)).sum(dim=-1).numpy()
     dot = np.asarray([np.dot(e1[i], e2[i]) for i in range(e1.shape[0])], dtype=e1.dtype)
     return {
@@ -145,6 +173,34 @@ def paired_scores(e1: np.ndarray, e2: np.ndarray) -> dict[str, np.ndarray]:
         "euclidean": paired_euclidean_distances(e1, e2),
         "dot": dot.reshape(e1.shape[0]),
     }
+
+
+def _paired_scores_torch(e1: torch.Tensor, e2: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``paired_scores`` for float32 tensors, each formula as sklearn writes it (``row_norms`` is
+    ``sqrt(sum x*x)``; ``normalize`` leaves a zero row as it is)."""
+
+    def row_norms(x: torch.Tensor) -> torch.Tensor:
+        return torch.sqrt((x * x).sum(dim=1))
+
+    def sklearn_normalize(x: torch.Tensor) -> torch.Tensor:
+        norms = row_norms(x)
+        return x / torch.where(norms == 0, torch.ones_like(norms), norms)[:, None]
+
+    unit = torch.nn.functional.normalize
+    difference = e1 - e2
+    unit_difference = sklearn_normalize(e1) - sklearn_normalize(e2)
+    return {
+        "similarity": (unit(e1, p=2, dim=1) * unit(e2, p=2, dim=1)).sum(dim=-1),
+        "cosine": 1 - 0.5 * (unit_difference * unit_difference).sum(dim=1),
+        "manhattan": difference.abs().sum(dim=1),
+        "euclidean": row_norms(difference),
+        "dot": (e1 * e2).sum(dim=1),
+    }
+
+
+def float64(values: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+    """``values`` in float64, a tensor on its device (what the correlation kernels take)."""
+    return values.double() if isinstance(values, torch.Tensor) else values.astype(np.float64)
 
 
 def string_order_rank(ids: Sequence[str]) -> np.ndarray:

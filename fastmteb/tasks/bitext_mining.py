@@ -15,7 +15,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from fastmteb import kernels
-from fastmteb.tasks._common import RowType, TaskTypeError, column, embedding, param, split_rows
+from fastmteb.tasks._common import RowType, TaskTypeError, column, device_embedding, param, split_rows
 from fastmteb.tasks.base import TaskMetadata, TextRequest
 
 
@@ -61,8 +61,8 @@ class BitextMining(RowType):
     def score(self, meta: TaskMetadata, prepared: BitextPrepared, embeddings: Mapping[str, Any]) -> dict:
         """``precision``, ``recall``, ``f1`` (sklearn's weighted averages, zero_division=0) and
         ``accuracy`` of each row's nearest neighbour (cosine) against its gold index, as mteb."""
-        source = embedding(meta, embeddings, "sentence1", len(prepared.sentence1))
-        target = embedding(meta, embeddings, "sentence2", len(prepared.sentence2))
+        source = device_embedding(meta, embeddings, "sentence1", len(prepared.sentence1))
+        target = device_embedding(meta, embeddings, "sentence2", len(prepared.sentence2))
         result = kernels.bitext_mine(source, target, method="nn", metric="cosine", gold=prepared.gold)
         return {
             "precision": float(result.precision),

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from fastmteb import kernels
-from fastmteb.tasks._common import RowType, column, embedding, paired_scores, param, split_rows
+from fastmteb.tasks._common import RowType, column, device_embedding, paired_scores, param, split_rows
 from fastmteb.tasks.base import TaskMetadata, TextRequest
 
 # (name, higher score = more similar), in mteb's report order
@@ -84,7 +84,8 @@ class PairClassification(RowType):
         """
         n = prepared.labels.shape[0]
         vectors = paired_scores(
-            embedding(meta, embeddings, "sentence1", n), embedding(meta, embeddings, "sentence2", n)
+            device_embedding(meta, embeddings, "sentence1", n),
+            device_embedding(meta, embeddings, "sentence2", n),
         )
         out: dict[str, float] = {}
         best: dict[str, list[float]] = {metric: [] for metric in _METRICS}

@@ -29,7 +29,13 @@ from fastmteb.distributed import Distributed, shard_bounds
 from fastmteb.distributed import current as current_distributed
 from fastmteb.encoding.store import RowView
 from fastmteb.kernels import QrelsCSR
-from fastmteb.tasks._common import TaskTypeError, column, param, string_order_rank
+from fastmteb.tasks._common import (
+    TaskTypeError,
+    column,
+    device_embedding,
+    param,
+    string_order_rank,
+)
 from fastmteb.tasks._conversation import conversation_texts, is_conversation
 from fastmteb.tasks.base import TaskMetadata, TextRequest
 
@@ -180,8 +186,9 @@ class Retrieval:
     def score(self, meta: TaskMetadata, prepared: RetrievalPrepared, embeddings: Mapping[str, Any]) -> dict:
         """mteb's retrieval score dict: ndcg/map/recall (rounded to 5 decimals), accuracy,
         precision, mrr (unrounded), nAUC of every per-query metric, hit_rate, then task extras."""
-        queries = _device_embedding(meta, embeddings, "queries", len(prepared.query_ids))
-        corpus = _device_embedding(meta, embeddings, "corpus", len(prepared.corpus_rows))
+        # torch tensors (a device-resident run) stay on their device, a spilled corpus on disk
+        queries = device_embedding(meta, embeddings, "queries", len(prepared.query_ids))
+        corpus = device_embedding(meta, embeddings, "corpus", len(prepared.corpus_rows))
         run = search(prepared, queries, corpus)
         if prepared.identical is not None:
             run = _drop(run, run.docs == np.repeat(prepared.identical, run.lengths))
@@ -285,24 +292,6 @@ def _candidate_groups(
 
 
 # ---------------------------------------------------------------- search (score)
-
-
-def _device_embedding(meta: TaskMetadata, embeddings: Mapping[str, Any], name: str, n_rows: int) -> Any:
-    """Like ``_common.embedding`` but keeps torch tensors where they are (topk runs on their device)."""
-    if name not in embeddings:
-        raise TaskTypeError(
-            f"task {meta.name!r}: embeddings has no entry {name!r} (have {sorted(embeddings)}); "
-            "pass one array per request returned by requests()"
-        )
-    array = embeddings[name]
-    if not isinstance(array, (torch.Tensor, RowView)):  # a RowView stays on disk until searched
-        array = np.asarray(array)
-    if array.ndim != 2 or array.shape[0] != n_rows:
-        raise TaskTypeError(
-            f"task {meta.name!r}: embeddings[{name!r}] has shape {tuple(array.shape)}, expected "
-            f"[{n_rows}, dim] (one row per text of the request, in order)"
-        )
-    return array
 
 
 def _numpy(x: Any) -> np.ndarray:
@@ -438,14 +427,20 @@ def _rerank(prepared: RetrievalPrepared, queries: Any, corpus: Any, top_k: int) 
     indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     docs = np.empty(indptr[-1], dtype=np.int64)
     scores = np.empty(indptr[-1], dtype=np.float32)
-    for rows, cands in prepared.candidate_groups:
-        if cands.shape[0] == 0:
-            continue
+    groups = [(rows, cands) for rows, cands in prepared.candidate_groups if cands.shape[0]]
+    blocks = []
+    for rows, cands in groups:
         cand_unit = d_unit[torch.as_tensor(position[cands], device=d_unit.device)]
         # one product per query, mteb's float32 shapes exactly: a [2, d] x [d, n] product may round
         # differently from two [1, d] x [d, n] ones and flip a near-tie (FollowIR's "-og"/"-changed"
         # pairs and MindSmall's sub-queries share candidate lists)
-        block = np.vstack([_numpy(q_unit[int(row) : int(row) + 1] @ cand_unit.T) for row in rows])
+        blocks.extend(q_unit[int(row) : int(row) + 1] @ cand_unit.T for row in rows)
+    # one read back to the host for all of them (on CUDA each one would be a synchronisation)
+    flat = _numpy(torch.cat([b.reshape(-1) for b in blocks])) if blocks else np.zeros(0, np.float32)
+    start = 0
+    for rows, cands in groups:
+        block = flat[start : start + len(rows) * cands.shape[0]].reshape(len(rows), cands.shape[0])
+        start += block.size
         if np.isnan(block).any():
             raise TaskTypeError("NaN similarity in reranking: the embeddings contain NaN; check the encoder output")
         ties = np.broadcast_to(prepared.tie_rank[cands], block.shape)

@@ -13,7 +13,15 @@ from typing import Any, Mapping
 import numpy as np
 
 from fastmteb import kernels
-from fastmteb.tasks._common import RowType, column, embedding, paired_scores, param, split_rows
+from fastmteb.tasks._common import (
+    RowType,
+    column,
+    device_embedding,
+    float64,
+    paired_scores,
+    param,
+    split_rows,
+)
 from fastmteb.tasks.base import TaskMetadata, TextRequest
 
 
@@ -54,7 +62,8 @@ class STS(RowType):
         """
         n = len(prepared.gold)
         vectors = paired_scores(
-            embedding(meta, embeddings, "sentence1", n), embedding(meta, embeddings, "sentence2", n)
+            device_embedding(meta, embeddings, "sentence1", n),
+            device_embedding(meta, embeddings, "sentence2", n),
         )
         vectors["manhattan"] = -vectors["manhattan"]
         vectors["euclidean"] = -vectors["euclidean"]
@@ -62,7 +71,7 @@ class STS(RowType):
         out: dict[str, float] = {}
         for name in ("similarity", "cosine", "manhattan", "euclidean"):
             prefix = "" if name == "similarity" else f"{name}_"
-            predicted = vectors[name].astype(np.float64)
+            predicted = float64(vectors[name])
             out[f"{prefix}pearson"] = float(kernels.pearson(gold, predicted))
             out[f"{prefix}spearman"] = float(kernels.spearman(gold, predicted))
         return out

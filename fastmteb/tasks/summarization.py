@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from fastmteb import kernels
-from fastmteb.tasks._common import RowType, column, embedding, param, split_rows, torch_normalize
+from fastmteb.tasks._common import RowType, column, device_embedding, param, split_rows
 from fastmteb.tasks.base import TaskMetadata, TextRequest
 
 
@@ -75,24 +75,16 @@ class Summarization(RowType):
         predictions, or all its cosine predictions are equal. ``pearson``/``spearman`` use the
         model similarity, which for fastmteb's cosine encoders is the cosine.
         """
-        human = embedding(meta, embeddings, "human", len(prepared.human))
-        machine = embedding(meta, embeddings, "machine", len(prepared.machine))
-        machine_tensor = torch.from_numpy(np.ascontiguousarray(machine))
+        human = _rows(device_embedding(meta, embeddings, "human", len(prepared.human)))
+        machine = _rows(device_embedding(meta, embeddings, "machine", len(prepared.machine)))
+        cosine, dot = _best_human_matches(prepared, human, machine.to(human.device))
         correlations: dict[str, list[float]] = {key: [] for key in ("cos_s", "cos_p", "dot_s", "dot_p")}
         for doc, gold in enumerate(prepared.gold):
-            h0, h1 = prepared.human_offsets[doc], prepared.human_offsets[doc + 1]
             m0, m1 = prepared.machine_offsets[doc], prepared.machine_offsets[doc + 1]
-            human_block = torch.from_numpy(np.ascontiguousarray(human[h0:h1]))
-            human_unit_t = torch_normalize(human[h0:h1]).T
-            cosine, dot = [], []
-            for m in range(m0, m1):
-                row = machine_tensor[m : m + 1]
-                cosine.append(torch.max(torch.nn.functional.normalize(row, p=2, dim=1) @ human_unit_t).item())
-                dot.append(torch.max(row @ human_block.T).item())
-            if len(set(gold)) == 1 or len(set(dot)) == 1 or len(set(cosine)) == 1:
+            cosine_array, dot_array = cosine[m0:m1], dot[m0:m1]
+            if len(set(gold)) == 1 or len(set(dot_array)) == 1 or len(set(cosine_array)) == 1:
                 continue
             gold_array = np.asarray(gold, dtype=np.float64)
-            cosine_array, dot_array = np.asarray(cosine), np.asarray(dot)
             correlations["cos_s"].append(float(kernels.spearman(gold_array, cosine_array)))
             correlations["cos_p"].append(float(kernels.pearson(gold_array, cosine_array)))
             correlations["dot_s"].append(float(kernels.spearman(gold_array, dot_array)))
@@ -106,3 +98,29 @@ class Summarization(RowType):
             "dot_pearson": means["dot_p"],
             "dot_spearman": means["dot_s"],
         }
+
+
+def _rows(x: np.ndarray | torch.Tensor) -> torch.Tensor:
+    return x if isinstance(x, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(x))
+
+
+def _best_human_matches(
+    prepared: SummarizationPrepared, human: torch.Tensor, machine: torch.Tensor
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per machine summary, the max cosine and the max dot product over its document's human
+    summaries (float64 of the float32 values), computed on the tensors' device one machine row at
+    a time, as mteb shapes them, and read back to the host once."""
+    cosine, dot = [], []
+    for doc in range(len(prepared.gold)):
+        h0, h1 = prepared.human_offsets[doc], prepared.human_offsets[doc + 1]
+        m0, m1 = prepared.machine_offsets[doc], prepared.machine_offsets[doc + 1]
+        human_block = human[h0:h1]
+        human_unit_t = torch.nn.functional.normalize(human_block, p=2, dim=1).T
+        for m in range(m0, m1):
+            row = machine[m : m + 1]
+            cosine.append(torch.max(torch.nn.functional.normalize(row, p=2, dim=1) @ human_unit_t))
+            dot.append(torch.max(row @ human_block.T))
+    if not cosine:
+        return np.zeros(0), np.zeros(0)
+    both = torch.stack([torch.stack(cosine), torch.stack(dot)]).double().cpu().numpy()
+    return both[0], both[1]

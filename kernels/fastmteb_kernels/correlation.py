@@ -20,6 +20,7 @@ import numpy as np
 from scipy.stats import ConstantInputWarning, NearConstantInputWarning
 
 from fastmteb.kernels._numba.stats import pearson_rows, spearman_rows
+from fastmteb.kernels.backend import on_device_path
 
 __all__ = ["pearson", "spearman"]
 
@@ -48,7 +49,7 @@ def spearman(x: Any, y: Any) -> float | np.ndarray:
     Raises:
         ValueError: NaN in the input, mismatched shapes, empty input or more than 2 dims.
     """
-    if _on_cuda(x) or _on_cuda(y):
+    if on_device_path(x, y):
         return _spearman_torch(x, y)
     x_rows, y_rows, single = _paired_rows(x, y, allow_infinite=True)
     if x_rows.shape[1] == 1:
@@ -78,7 +79,7 @@ def pearson(x: Any, y: Any) -> float | np.ndarray:
         ValueError: NaN or inf in the input (scipy would return NaN), n < 2 (as scipy),
             mismatched shapes, or more than 2 dims.
     """
-    if _on_cuda(x) or _on_cuda(y):
+    if on_device_path(x, y):
         return _pearson_torch(x, y)
     x_rows, y_rows, single = _paired_rows(x, y, allow_infinite=False)
     if x_rows.shape[1] < 2:
@@ -90,10 +91,6 @@ def pearson(x: Any, y: Any) -> float | np.ndarray:
     if nearly_constant:
         warnings.warn(NearConstantInputWarning(_NEARLY_CONSTANT_MESSAGE), stacklevel=2)
     return _shaped(result, single)
-
-
-def _on_cuda(array: Any) -> bool:
-    return bool(getattr(array, "is_cuda", False))
 
 
 def _as_real_array(values: Any, name: str) -> np.ndarray:

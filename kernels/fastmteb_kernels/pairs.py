@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from fastmteb.kernels._numba.stats import pair_sweep_rows
+from fastmteb.kernels.backend import on_device_path
 
 __all__ = ["PairSweep", "pair_sweep"]
 
@@ -67,7 +68,7 @@ def pair_sweep(
     Raises:
         ValueError: empty input, NaN/inf scores, labels other than 0/1, length mismatch.
     """
-    if getattr(scores, "is_cuda", False):
+    if on_device_path(scores):
         return _pair_sweep_torch(scores, labels, higher_is_better=higher_is_better)
     rows, label_array, single = _checked_inputs(scores, labels)
     metrics = pair_sweep_rows(rows, label_array, bool(higher_is_better))

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from fastmteb.kernels._numba import search as _nb
+from fastmteb.kernels.backend import on_triton_path
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
 Corpus = Union[np.ndarray, torch.Tensor, Iterable[ArrayLike]]
@@ -99,14 +100,14 @@ def topk(
     if block_size is not None and (int(block_size) != block_size or block_size <= 0):
         raise SearchInputError(f"block_size must be a positive int or None, got {block_size!r}")
     tie_rank_np = _tie_rank_to_numpy(tie_rank)
-    if isinstance(queries, torch.Tensor) and queries.is_cuda:
+    if on_triton_path(queries):  # CUDA tensors; any tensor under use_backend("triton")
         from fastmteb.kernels._triton.search import topk_cuda
 
         return topk_cuda(queries, corpus, k, metric=metric, block_size=block_size,
                          tie_rank=tie_rank_np)
     scores, indices = _topk_cpu(queries, corpus, k, metric, block_size, tie_rank_np)
     if isinstance(queries, torch.Tensor):
-        return torch.from_numpy(scores), torch.from_numpy(indices)
+        return torch.from_numpy(scores).to(queries.device), torch.from_numpy(indices).to(queries.device)
     return scores, indices
 
 

@@ -153,7 +153,7 @@ class FakePool:
             out.append(self.keys[key])
         return np.array(out, dtype=np.int64)
 
-    def embeddings(self) -> np.ndarray:
+    def embeddings(self, *, resident: bool | None = False) -> np.ndarray:  # the numpy path only
         self.calls.raw_alive_at_encoding = sum(ref() is not None for ref in self.calls.raw_refs)
         return (
             np.concatenate([self.encoder.encode([text], ctx) for text, ctx in self.entries])
