@@ -21,6 +21,7 @@ from sklearn.metrics.pairwise import (
     paired_manhattan_distances,
 )
 
+from fastmteb.kernels import unit_rows
 from fastmteb.tasks.base import TaskMetadata
 
 SEED = 42  # mteb's task seed (AbsTask(seed=42)); every sampler below starts from it
@@ -135,14 +136,6 @@ def device_embedding(
     return array
 
 
-def torch_normalize(x: np.ndarray) -> torch.Tensor:
-    r"""Rows scaled to unit L2 norm exactly as mteb does (``torch.nn.functional.normalize``).
-
-    .. math:: \hat x = x / \max(\lVert x \rVert_2, 10^{-12})
-    """
-    return torch.nn.functional.normalize(torch.from_numpy(np.ascontiguousarray(x)), p=2, dim=1)
-
-
 def paired_scores(
     e1: np.ndarray | torch.Tensor, e2: np.ndarray | torch.Tensor
 ) -> dict[str, np.ndarray | torch.Tensor]:
@@ -164,7 +157,7 @@ def paired_scores(
     """
     if isinstance(e1, torch.Tensor):
         return _paired_scores_torch(e1, e2.to(e1.device))
-    similarity = (torch_normalize(e1) * torch_normalize(e2)).sum(dim=-1).numpy()
+    similarity = (unit_rows(torch.from_numpy(e1)) * unit_rows(torch.from_numpy(e2))).sum(dim=-1).numpy()
     dot = np.asarray([np.dot(e1[i], e2[i]) for i in range(e1.shape[0])], dtype=e1.dtype)
     return {
         "similarity": similarity,
@@ -186,11 +179,10 @@ def _paired_scores_torch(e1: torch.Tensor, e2: torch.Tensor) -> dict[str, torch.
         norms = row_norms(x)
         return x / torch.where(norms == 0, torch.ones_like(norms), norms)[:, None]
 
-    unit = torch.nn.functional.normalize
     difference = e1 - e2
     unit_difference = sklearn_normalize(e1) - sklearn_normalize(e2)
     return {
-        "similarity": (unit(e1, p=2, dim=1) * unit(e2, p=2, dim=1)).sum(dim=-1),
+        "similarity": (unit_rows(e1) * unit_rows(e2)).sum(dim=-1),
         "cosine": 1 - 0.5 * (unit_difference * unit_difference).sum(dim=1),
         "manhattan": difference.abs().sum(dim=1),
         "euclidean": row_norms(difference),

@@ -115,10 +115,10 @@ def _best_human_matches(
         h0, h1 = prepared.human_offsets[doc], prepared.human_offsets[doc + 1]
         m0, m1 = prepared.machine_offsets[doc], prepared.machine_offsets[doc + 1]
         human_block = human[h0:h1]
-        human_unit_t = torch.nn.functional.normalize(human_block, p=2, dim=1).T
+        human_unit_t = kernels.unit_rows(human_block).T
         for m in range(m0, m1):
             row = machine[m : m + 1]
-            cosine.append(torch.max(torch.nn.functional.normalize(row, p=2, dim=1) @ human_unit_t))
+            cosine.append(torch.max(kernels.unit_rows(row) @ human_unit_t))
             dot.append(torch.max(row @ human_block.T))
     if not cosine:
         return np.zeros(0), np.zeros(0)
