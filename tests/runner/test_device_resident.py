@@ -93,8 +93,8 @@ class _ScoreSpy:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
-    def score(self, meta: TaskMetadata, prepared: Any, embeddings: Any) -> dict:
-        out = self._inner.score(meta, prepared, embeddings)
+    def score(self, meta: TaskMetadata, prepared: Any, embeddings: Any, **kwargs: Any) -> dict:
+        out = self._inner.score(meta, prepared, embeddings, **kwargs)
         self._seen.append((meta.name, {type(v) for v in embeddings.values()}, out))
         return out
 
