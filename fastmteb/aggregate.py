@@ -55,9 +55,9 @@ def mteb_aggregate(item: Any) -> Any | None:
 
         return mteb.get_task(item)
     if hasattr(item, "metadata") and hasattr(item, "eval_splits"):
-        from fastmteb.tasks.mteb_adapter import _is
+        from fastmteb.tasks._mteb_task import has_mteb_base
 
-        return item if _is(item, "aggregate") else None
+        return item if has_mteb_base(item, "AbsTaskAggregate") else None
     return None
 
 

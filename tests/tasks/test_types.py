@@ -2,8 +2,7 @@
 
 import pytest
 
-from fastmteb.tasks.base import TASK_TYPES
-from fastmteb.tasks.types import UnknownTaskTypeError, get_task_type
+from fastmteb.tasks.types import TASK_TYPES, UnknownTaskTypeError, get_task_type
 
 
 def test_every_declared_type_has_an_implementation():
