@@ -5,7 +5,9 @@
 What a task *is* (name, type, dataset path and revision, splits, subsets, languages, main score,
 prompts) comes from ``task.metadata``; the type parameters (``samples_per_label``, ``k_values``,
 ``ignore_identical_ids``, ``min_score``/``max_score``, the clustering limits, ``input1/2_prompt_type``,
-``abstask_prompt``, ...) from the task's class attributes, with mteb's names. The evaluated splits
+``abstask_prompt``, ...) from the task's class attributes, with mteb's names: the type object
+that scores the task's class reads them (``mteb_params``, ``mteb_renamed_columns``, see
+``fastmteb.tasks._mteb_task.MtebTaskReader``), so no type is named here. The evaluated splits
 and subsets are the *object's* (``task.eval_splits``, ``task.hf_subsets``), so a task taken from a
 ``mteb.Benchmark`` or narrowed with ``filter_languages`` / ``filter_eval_splits`` keeps that
 narrowing.
@@ -16,7 +18,7 @@ uses (``FASTMTEB_TRANSFORMS``: those tasks load without mteb, fastest), local-fo
 (``TaskMetadata.mteb_loader``: a custom loader, a ``dataset_transform`` fastmteb does not
 re-implement, or extra ``load_dataset`` arguments).
 
-Importing this module does not import mteb; the functions that need it import it when called.
+Nothing here imports mteb: mteb's classes are recognised by name in the task's MRO.
 """
 
 from __future__ import annotations
