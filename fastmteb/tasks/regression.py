@@ -102,6 +102,7 @@ class Regression(SupervisedProbe):
     target_column = "value"
     mteb_abstasks = ("AbsTaskRegression",)
     mteb_model = ("LinearRegression", {})
+    mteb_columns = {"text": ("input_column_name", "text"), "value": ("label_column_name", "value")}
     mteb_sample_size = "n_samples"
 
     def sample_experiments(self, meta: TaskMetadata, targets: list[list[Any]]) -> list[list[int]]:

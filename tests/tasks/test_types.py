@@ -176,3 +176,37 @@ def test_task_types_are_the_registration():
     from fastmteb.tasks.types import TASK_TYPE_OBJECTS
 
     assert TASK_TYPES == tuple(TASK_TYPE_OBJECTS)
+
+
+def test_each_type_reads_every_column_attribute_its_mteb_classes_have():
+    """mteb is the oracle: each ``*_column_name`` attribute of a type's mteb abstract classes is in
+    the type's ``mteb_columns`` with mteb's default, so a task that renames a column is followed."""
+    pytest.importorskip("mteb")
+    import importlib
+    import pkgutil
+
+    import mteb.abstasks as abstasks
+
+    from fastmteb.tasks.types import TASK_TYPE_OBJECTS
+
+    classes = {
+        name: obj
+        for info in pkgutil.walk_packages(abstasks.__path__, "mteb.abstasks.")
+        for name, obj in vars(importlib.import_module(info.name)).items()
+        if isinstance(obj, type)
+    }
+    checked = 0
+    for task_type in {id(t): t for t in TASK_TYPE_OBJECTS.values()}.values():
+        declared = {attr: default for attr, default in getattr(task_type, "mteb_columns", {}).values()}
+        for class_name in task_type.mteb_abstasks:
+            cls = classes[class_name]
+            mteb_attrs = {
+                a: getattr(cls, a) for a in dir(cls)
+                if a.endswith("_column_name") and isinstance(getattr(cls, a), str)
+            }
+            for attr, default in mteb_attrs.items():
+                if task_type.name in ("STS", "BitextMining") and attr.startswith("input"):
+                    continue  # these rename through column_names (test above)
+                assert declared.get(attr) == default, (task_type.name, class_name, attr, default)
+                checked += 1
+    assert checked >= 10
