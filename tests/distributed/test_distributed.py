@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -268,13 +269,14 @@ def _failing_rank_worker(rank: int, world_size: int, port: int, data: str, out: 
 
     # corpus shards are whole normalisation parts: small parts give rank 1 a shard of this corpus
     retrieval._NORMALIZE_BLOCK_ROWS = 64
+    working = runner.Collaborators.default()
+    collaborators = working
     if rank == 1:
-        real_load, real_topk = runner._load_raw, retrieval.kernels.topk
 
-        def load_raw(meta, *args):
+        def load_raw(meta, *args, **kwargs):
             if meta.name == "STSBenchmark":
                 raise OSError("disk of rank 1 unreadable")
-            return real_load(meta, *args)
+            return working.load_raw(meta, *args, **kwargs)
 
         class Kernels:  # retrieval's kernels with a failing topk
             def __getattr__(self, name):
@@ -282,12 +284,13 @@ def _failing_rank_worker(rank: int, world_size: int, port: int, data: str, out: 
                     raise MemoryError("out of memory in the search of rank 1")
                 return getattr(kernels, name)
 
-        runner._load_raw = load_raw
+        collaborators = dataclasses.replace(working, load_raw=load_raw)
         retrieval.kernels = Kernels()
     results = fastmteb.evaluate(
         CallableEncoder(bag_of_words, name="org/bag-of-words"),
         ["SciFact", "STSBenchmark", "SICK-R"],
         data_dir=data, output_folder=out, progress=False, raise_error=False,
+        collaborators=collaborators,
     )
     failures = {f.task_name: f for f in results.failures}
     assert [r.task_name for r in results] == ["SICK-R"], results
@@ -303,7 +306,7 @@ def _failing_rank_worker(rank: int, world_size: int, port: int, data: str, out: 
     # Resume, nothing failing now: rank 0 alone reads the output folder (rank 1 is given one it
     # cannot see into), both evaluate the two missing tasks, and the process group is reused.
     if rank == 1:
-        runner._load_raw, retrieval.kernels = real_load, kernels
+        retrieval.kernels = kernels
     again = fastmteb.evaluate(
         CallableEncoder(bag_of_words, name="org/bag-of-words"),
         ["SciFact", "STSBenchmark", "SICK-R"],
