@@ -17,6 +17,7 @@ import numpy as np
 
 from fastmteb import provenance
 from fastmteb.results import MTEB_COMPAT_VERSION, TaskResult, to_builtin
+from fastmteb.runner.agreement import scored_on_every_rank
 from fastmteb.runner.collaborators import Collaborators
 from fastmteb.runner.outcome import Outcome, TaskFailure, failure
 
@@ -201,7 +202,12 @@ def _score_unit(task: _Task, unit: _Unit, embeddings: np.ndarray) -> dict[str, A
         }
     else:
         per_request = {name: embeddings[idx] for name, idx in unit.indices.items()}
-    scores = task.task_type.score(meta, unit.prepared, per_request)
+    if scored_on_every_rank(task.task_type):  # its search is split over the ranks of the current run
+        from fastmteb.distributed import current
+
+        scores = task.task_type.score(meta, unit.prepared, per_request, communicator=current())
+    else:
+        scores = task.task_type.score(meta, unit.prepared, per_request)
     where = f"task {meta.name!r} (split {unit.split!r}, subset {unit.subset!r})"
     if not isinstance(scores, Mapping):
         raise TypeError(
