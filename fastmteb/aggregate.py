@@ -91,7 +91,8 @@ def from_mteb_result(result: Any, task_type: str | None = None) -> TaskResult:
     data["kg_co2_emissions"] = result.kg_co2_emissions
     out = TaskResult.from_dict(data, source=result.task_name)
     # the scores as mteb holds them (pydantic's JSON dump turns NaN into null), rounded as the file
-    # holds them, so that a resumed run returns the values of a fresh one (as runner._score_task)
+    # holds them, so that a resumed run returns the values of a fresh one (as
+    # fastmteb.runner.prepared._score_task)
     out.scores = {split: [dict(e) for e in entries] for split, entries in result.scores.items()}
     out.scores = out.to_dict(rounded=True)["scores"]
     out.task_type = task_type
