@@ -442,8 +442,7 @@ def section_encode(out: Path, device: str, dtypes: list[str], limit: int | None,
                         "STSBenchmark": st.encode(texts["STSBenchmark"], batch_size=batch_size)}
 
             seconds, theirs = _timed(run_st, repeats, warm_up=lambda: run_st(warm))
-            cosine = min(float(np.min(np.sum(np.asarray(ours[name], dtype=np.float64)
-                                             * np.asarray(theirs[name], dtype=np.float64), 1)))
+            cosine = min(float(np.min(np.sum(_float64(ours[name]) * _float64(theirs[name]), 1)))
                          for name in sources)  # both unit vectors: the same model?
             _record(out, "encode", {
                 **common, "method": "sentence_transformers", "dtype": dtype,
@@ -453,6 +452,15 @@ def section_encode(out: Path, device: str, dtypes: list[str], limit: int | None,
         del st
         if device.startswith("cuda"):
             torch.cuda.empty_cache()
+
+
+def _float64(vectors):
+    """numpy float64 of an encoder's output (a numpy array, or a torch tensor on any device)."""
+    import numpy as np
+
+    if hasattr(vectors, "detach"):
+        vectors = vectors.detach().float().cpu().numpy()
+    return np.asarray(vectors, dtype=np.float64)
 
 
 def _phase_seconds(phases: list[dict]) -> dict[str, float]:
@@ -649,14 +657,14 @@ def section_summary(out: Path) -> None:
         lines += [f"- {item}" for item in t["not_passed"]]
     bench = summary["bench"] + summary["faiss"]
     shape = next((f"{r['queries']} x {r['docs']} x {r['dim']}" for r in bench if "docs" in r), "")
-    lines += ["", f"## top-k, dot, queries x docs x dim = {shape} (median of 3 after a warm-up)",
+    lines += ["", f"## top-k, dot, queries x docs x dim = {shape} (median after a warm-up)",
               ""]
     lines += _table(bench, [("method", "method", ""), ("dtype", "dtype", ""), ("k", "k", ""),
                             ("path", "path", ""), ("seconds", "seconds", ".4f"),
                             ("TFLOP/s", "tflops", ".1f"),
                             ("same set as torch", "same_set_as_torch_fraction", ".4f")])
     lines += ["", "## encode: real tokens (no padding) per second, same texts, model and max "
-                  "length (median of 2 after a warm-up)", ""]
+                  "length (median after a warm-up)", ""]
     lines += _table(summary["encode"], [
         ("method", "method", ""), ("dtype", "dtype", ""), ("ST batch", "batch_size", ""),
         ("texts", "texts", ""), ("tokens", "tokens", ""), ("seconds", "seconds", ".3f"),
