@@ -45,7 +45,8 @@ fi
 OUT="${OUT:-$PWD/bench/results/gpu_check}"
 mkdir -p "$OUT"
 rm -f "$OUT/summary.md" "$OUT/summary.json" "$OUT/logs.tar.gz"
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/fastmteb-gpu-check.XXXXXX")"  # records and logs; OUT gets 3 files
+# records and logs; OUT gets 3 files
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/fastmteb-gpu-check.XXXXXX")"
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 export TRITON_CACHE_DIR="${TRITON_CACHE_DIR:-/tmp/fastmteb-gpu-check-triton-cache}"
 export PYTHONUNBUFFERED=1
@@ -58,7 +59,7 @@ if [ "$MODE" = "--dry-run" ]; then
     "$PY" bench/gpu_check.py prepare --tasks STSBenchmark SciFact --rows 16 --no-wheels \
         > "$WORK/prepare.log" 2>&1 || { cat "$WORK/prepare.log"; exit 1; }
     BENCH=(--device cpu --queries 8 --docs 300 --dim 32 --ks 10 --matmul-side 64 --repeats 1)
-    ENCODE=(--device cpu --dtypes bfloat16 --limit 8 --repeats 1)
+    ENCODE=(--device cpu --dtypes bfloat16 --limit 2 --repeats 1)
     RUN=(--device cpu --tasks STSBenchmark)
     TESTS=(--collect-only)  # no CUDA here: collection (and the kernels' import) only
 else

@@ -113,8 +113,8 @@ def write_outputs(rows: list[dict], batch: dict, dtypes: list[str], *, fresh: bo
             mine = {r["task"] for r in rows}
             rows = [r for r in earlier["rows"] if r["task"] not in mine] + rows
             batches = [b for b in earlier.get("runs", []) if set(b["tasks"]) - mine] + batches
-    header = (f"| task | type | {ref} | {other} | delta (main) | max delta, any metric | that metric |\n"
-              "|---|---|---|---|---|---|---|\n")
+    header = (f"| task | type | {ref} | {other} | delta (main) | max delta, any metric "
+              "| that metric |\n|---|---|---|---|---|---|---|\n")
     lines = [  # rows of runs before the key was recorded say so
         f"| {r['task']} | {r['type']} | {r[ref]:.6f} | {r[other]:.6f} | {r['delta']:+.2e} | "
         f"{r['max_metric_delta']:.2e} | {r.get('max_metric_key', 'not recorded')} |"
