@@ -59,6 +59,7 @@ KS = (100, 1000)
 MATMUL_SIDE = 8192  # the dtype's dense matmul throughput: one square product of this side
 ST_BATCH_SIZES = (32, 256)  # SentenceTransformer.encode's default, and a GPU-sized batch
 RUN_SEED = 0
+WARM_RUN_UNDER_SECONDS = 40.0  # a second run of the shared data fits the section's time limit
 
 # the issue's targets (summary.md checks each)
 TOPK_MATMUL_SHARE = 0.5  # fused top-k >= this share of the dtype's matmul TFLOP/s
@@ -483,7 +484,9 @@ def _phase_seconds(phases: list[dict]) -> dict[str, float]:
 def section_run(out: Path, device: str, dtype: str, tasks: list[str] | None) -> int:
     """``fastmteb.evaluate`` (what ``fastmteb run`` calls) over the carried tasks (``tasks``,
     default all) from the carried data, timed; the tasks come as ``TaskMetadata`` (task names
-    would need mteb). Exit status 1 when a task failed."""
+    would need mteb). The first run on a fresh machine also compiles the CPU (Numba) and GPU
+    (Triton) kernels; when it took under ``WARM_RUN_UNDER_SECONDS`` a second, warm run follows.
+    Exit status 1 when a task failed."""
     _block_absent_packages()
     how = _bootstrap()
     import fastmteb
@@ -492,20 +495,26 @@ def section_run(out: Path, device: str, dtype: str, tasks: list[str] | None) -> 
     folder = _random_model(out)
     started = time.perf_counter()
     encoder = _fastmteb_encoder(folder, device, dtype)
-    loaded = time.perf_counter()
-    run = fastmteb.evaluate(model=encoder, tasks=metas, data_dir=str(VENDOR / "data"),
-                            device=device, dtype=dtype, output_folder=str(out / "run-results"),
-                            overwrite=True, progress=False, raise_error=False)
-    finished = time.perf_counter()
-    _record(out, "run", {
-        "device": _device_name(device), "dtype": dtype, "kernels_import": how,
-        "model": "all-MiniLM-L6-v2 shape, random weights", "tasks": [m.name for m in metas],
-        "every_carried_task": tasks is None,
-        "evaluated": len(run), "failures": [str(f) for f in run.failures],
-        "model_load_seconds": loaded - started, "evaluate_seconds": finished - loaded,
-        "phase_seconds": _phase_seconds([p for r in run for p in (r.evaluation_phases or [])]),
-        "task_seconds": {r.task_name: r.evaluation_time for r in run}})
-    return 1 if run.failures else 0
+    load_seconds = time.perf_counter() - started
+    failed = False
+    for which in ("first (compiles the kernels)", "warm"):
+        started = time.perf_counter()
+        run = fastmteb.evaluate(model=encoder, tasks=metas, data_dir=str(VENDOR / "data"),
+                                device=device, dtype=dtype, output_folder=str(out / "run-results"),
+                                overwrite=True, progress=False, raise_error=False)
+        seconds = time.perf_counter() - started
+        _record(out, "run", {
+            "device": _device_name(device), "dtype": dtype, "kernels_import": how, "run": which,
+            "model": "all-MiniLM-L6-v2 shape, random weights", "tasks": [m.name for m in metas],
+            "every_carried_task": tasks is None,
+            "evaluated": len(run), "failures": [str(f) for f in run.failures],
+            "model_load_seconds": load_seconds, "evaluate_seconds": seconds,
+            "phase_seconds": _phase_seconds([p for r in run for p in r.evaluation_phases or []]),
+            "task_seconds": {r.task_name: r.evaluation_time for r in run}})
+        failed = failed or bool(run.failures)
+        if seconds >= WARM_RUN_UNDER_SECONDS:
+            break
+    return 1 if failed else 0
 
 
 def section_faiss(out: Path, queries: int, docs: int, dim: int, ks: list[int],
@@ -650,7 +659,8 @@ def section_summary(out: Path) -> None:
         whole = row.get("every_carried_task")  # the target is about the whole shared data
         ok = seconds < RUN_SECONDS and not row["failures"] if whole else None
         lines.append(
-            f"- shared-data run ({len(row['tasks'])} tasks, {row['dtype']}): {seconds:.1f} s, "
+            f"- shared-data run ({len(row['tasks'])} tasks, {row['dtype']}, "
+            f"{row.get('run', 'first')}): {seconds:.1f} s, "
             f"{len(row['failures'])} failed (target < {RUN_SECONDS:.0f} s, none failed: "
             f"{_verdict(ok)})")
     if not summary["run"]:
@@ -678,7 +688,7 @@ def section_summary(out: Path) -> None:
                                                ".4f")])
     for row in summary["run"]:
         lines += ["", f"## shared-data run: {len(row['tasks'])} tasks, {row['dtype']}, "
-                      f"{row['device']}", "",
+                      f"{row['device']}, {row.get('run', 'first')} run", "",
                   f"- model load {row['model_load_seconds']:.1f} s (not in the run's time), "
                   f"evaluate {row['evaluate_seconds']:.1f} s",
                   "- phases (s): " + ", ".join(f"{name} {seconds:.1f}" for name, seconds
