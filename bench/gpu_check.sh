@@ -8,13 +8,15 @@
 #    image lacks (datasets, dill, multiprocess), all-MiniLM-L6-v2's config + tokenizer WITHOUT
 #    weights (encode and run use that shape with random weights, seed 0: 90 MB fp32 or 45 MB
 #    fp16 weights do not fit beside the data), the shared data of every task of
-#    bench/parity_vs_mteb.py (about 46 MiB) and their TaskMetadata (mteb is not on the device).
+#    bench/parity_vs_mteb.py (about 43 MiB) and their TaskMetadata (mteb is not on the device):
+#    46 MiB, 57 MiB with the checkout, of the 64 MiB a device run may carry.
 # 2. The device run (the tool sets OUT):
 #        run(command="bash bench/gpu_check.sh", carry=["bench/.gpu_vendor"], timeout_s=600)
 #    $OUT gets summary.md, summary.json and logs.tar.gz (every section's log and records; the
 #    tool brings back at most 8 files, so they travel as one archive).
 # 3. Here, without a GPU: `bash bench/gpu_check.sh --dry-run` runs every section's plumbing on the
-#    CPU with tiny shapes (Triton interpreted, one small task, its own temporary carried folder);
+#    CPU with tiny shapes (Triton interpreted, Numba uncompiled, the first rows of two tasks in
+#    its own temporary carried folder, mteb blocked as on the device);
 #    tests/test_gpu_check_script.py runs it.
 #
 # Sections, each under its own timeout and independent of the others (one failing or timing out
@@ -26,7 +28,8 @@
 #           torch.topk; TFLOP/s = 2 * Q * N * dim / median seconds
 #   encode  tokens/s (real tokens) of fastmteb vs SentenceTransformer.encode (batch 32 and 256,
 #           weights cast to the dtype) at bf16/fp16/fp32, same texts, model and max length
-#   run     fastmteb.evaluate over every carried task in bf16: wall time and per-phase times
+#   run     fastmteb.evaluate over every carried task in bf16: wall time and per-phase times;
+#           a second, warm run when the first (which compiles the kernels) took under 35 s
 #   tests   the `gpu` tests of tests/kernels/test_triton_search.py, compiled (TRITON_INTERPRET=0)
 #   faiss   faiss-gpu GpuIndexFlatIP (fp32, fp16 storage) at the top-k shape, only if importable
 # then summary.json and summary.md: the figures, and each of the issue's targets MET or MISSED
