@@ -2,8 +2,9 @@
 
 Runs the bundled all-MiniLM-L6-v2 over the tasks of ``bench/parity_vs_mteb.py`` (same splits and
 subsets as its mteb baseline) once per dtype, each in one ``fastmteb.evaluate`` call, and prints the
-main-score delta per task and the largest delta over every metric. float32 is mteb's precision (the
-default); bfloat16 runs under ``torch.autocast`` (on this CPU: AVX512-BF16).
+main-score delta per task and the largest delta over every metric, with that metric's key. float32
+is mteb's precision (the default); bfloat16 runs under ``torch.autocast`` (on this CPU:
+AVX512-BF16).
 
     python bench/precision_deltas.py                       # all tasks, float32 vs bfloat16
     python bench/precision_deltas.py --tasks STS12 SciFact --dtypes float32 float16
@@ -42,15 +43,17 @@ def _scores_by_task(results) -> dict[str, dict]:
     return out
 
 
-def _max_metric_delta(a: list[dict], b: list[dict]) -> float:
-    worst = 0.0
+def _largest_metric_delta(a: list[dict], b: list[dict]) -> tuple[str | None, float]:
+    """(metric key, |delta|) of the numeric metric that moves most between the two runs, over every
+    (split, subset) entry; (None, 0.0) when no metric moves."""
+    worst_key, worst = None, 0.0
     for x, y in zip(a, b):
         for key, value in x.items():
             other = y.get(key)
             if isinstance(value, (int, float)) and isinstance(other, (int, float)) and not isinstance(value, bool):
-                if not (math.isnan(value) or math.isnan(other)):
-                    worst = max(worst, abs(value - other))
-    return worst
+                if not (math.isnan(value) or math.isnan(other)) and abs(value - other) > worst:
+                    worst_key, worst = key, abs(value - other)
+    return worst_key, worst
 
 
 def main() -> None:
@@ -88,10 +91,11 @@ def main() -> None:
         a, b = runs[ref]["tasks"][name], runs[other]["tasks"].get(name)
         if b is None:
             continue
+        key, largest = _largest_metric_delta(a["metrics"], b["metrics"])
         rows.append({
             "task": name, "type": pv.fastmteb_meta_like_baseline(name, baseline["tasks"][name]).type,
             ref: a["main"], other: b["main"], "delta": b["main"] - a["main"],
-            "max_metric_delta": _max_metric_delta(a["metrics"], b["metrics"]),
+            "max_metric_delta": largest, "max_metric_key": key,
         })
     batch = {"tasks": [r["task"] for r in rows], "seconds": {d: runs[d]["seconds"] for d in runs}}
     write_outputs(rows, batch, args.dtypes, fresh=args.fresh)
@@ -109,9 +113,11 @@ def write_outputs(rows: list[dict], batch: dict, dtypes: list[str], *, fresh: bo
             mine = {r["task"] for r in rows}
             rows = [r for r in earlier["rows"] if r["task"] not in mine] + rows
             batches = [b for b in earlier.get("runs", []) if set(b["tasks"]) - mine] + batches
-    header = f"| task | type | {ref} | {other} | delta (main) | max delta, any metric |\n|---|---|---|---|---|---|\n"
-    lines = [
-        f"| {r['task']} | {r['type']} | {r[ref]:.6f} | {r[other]:.6f} | {r['delta']:+.2e} | {r['max_metric_delta']:.2e} |"
+    header = (f"| task | type | {ref} | {other} | delta (main) | max delta, any metric "
+              "| that metric |\n|---|---|---|---|---|---|---|\n")
+    lines = [  # rows of runs before the key was recorded say so
+        f"| {r['task']} | {r['type']} | {r[ref]:.6f} | {r[other]:.6f} | {r['delta']:+.2e} | "
+        f"{r['max_metric_delta']:.2e} | {r.get('max_metric_key', 'not recorded')} |"
         for r in rows
     ]
     deltas = [abs(r["delta"]) for r in rows]
