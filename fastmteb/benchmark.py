@@ -635,7 +635,7 @@ def run_benchmark(
                 results.append(_summarise(ENGINE_ST, dtype, bucket, None, st_batch_size, len(bucket_texts),
                                           runs, memory))
 
-    from fastmteb import __version__
+    from fastmteb.version import __version__
 
     return {
         "fastmteb_version": __version__,
