@@ -268,15 +268,15 @@ def _tree(root: Path) -> list[str]:
 @pytest.fixture
 def refuse_model_loads(fake_stack, monkeypatch):
     """The fake tasks of ``fake_stack``, with every way to load a model failing the test."""
-    import fastmteb.benchmark as benchmark
+    import fastmteb.benchmark.measure as benchmark_measure
     import fastmteb.runner as runner
 
     def refuse(model, *args, **kwargs):
         raise AssertionError(f"a model ({model!r}) was loaded despite the bad input")
 
     monkeypatch.setattr(runner, "_load_encoder", refuse)
-    monkeypatch.setattr(benchmark, "load_encoder", refuse)
-    monkeypatch.setattr(benchmark, "_as_torch_encoder", refuse)
+    monkeypatch.setattr(benchmark_measure, "load_encoder", refuse)
+    monkeypatch.setattr(benchmark_measure, "_as_torch_encoder", refuse)
     return fake_stack
 
 
