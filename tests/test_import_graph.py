@@ -28,7 +28,7 @@ SOURCES = {"fastmteb": ROOT / "fastmteb", "fastmteb.kernels": ROOT / "kernels" /
 
 #: The layers, lowest first. A module may import from its own layer and the layers before it.
 #: ``name.*`` is the package ``name`` and everything under it; a plain name is that module only.
-#: (The same table is in docs/architecture.md.)
+#: This table is the one statement of the layers; docs describing them should quote it.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("kernels", ("fastmteb.kernels.*",)),
     # helpers with no knowledge of tasks, models or results

@@ -28,12 +28,25 @@ from typing import Any
 from fastmteb.tasks.base import TASK_TYPES, TaskMetadata
 
 __all__ = [
+    "AGGREGATE_REASON",
+    "EVALUATION_ONLY_REASONS",
     "FASTMTEB_TRANSFORMS",
     "LOCAL_OVERRIDES",
     "UnsupportedTaskError",
+    "evaluate_runs_beside",
     "metadata_from_task",
     "unsupported_reason",
 ]
+
+# The starts of ``unsupported_reason`` texts for tasks fastmteb.evaluate still runs, beside the
+# task types (fastmteb.run_extras): an aggregate (its parts run, then mteb combines them), and
+# reasons that concern only the evaluation (the task loads and encodes text like any other, so
+# mteb's evaluator fed with fastmteb's vectors scores it exactly: fastmteb.fallback).
+AGGREGATE_REASON = "aggregate task"
+EVALUATION_ONLY_REASONS = (
+    "the task replaces mteb's evaluation with its own",
+    "main score ",  # a task-specific metric fastmteb does not compute
+)
 
 # Tasks whose ``dataset_transform`` fastmteb re-implements (fastmteb.data.transforms.TRANSFORMS).
 FASTMTEB_TRANSFORMS: dict[str, str] = {
@@ -172,8 +185,8 @@ def unsupported_reason(task: Any) -> str | None:
     m = task.metadata
     if _is(task, "aggregate"):
         return (
-            "aggregate task (its score is the mean of other tasks' results: fastmteb.evaluate runs "
-            "its parts and combines them; elsewhere run the parts)"
+            f"{AGGREGATE_REASON} (its score is the mean of other tasks' results: fastmteb.evaluate "
+            "runs its parts and combines them; elsewhere run the parts)"
         )
     if m.type not in TASK_TYPES:
         return f"task type {m.type!r} is not scored by fastmteb yet"
@@ -181,12 +194,19 @@ def unsupported_reason(task: Any) -> str | None:
         return f"modalities {list(m.modalities)}: fastmteb encodes text only"
     if _overrides(task, "_evaluate_subset") is not None or _overrides(task, "evaluate") is not None:
         return (
-            "the task replaces mteb's evaluation with its own (_evaluate_subset): fastmteb.evaluate "
+            f"{EVALUATION_ONLY_REASONS[0]} (_evaluate_subset): fastmteb.evaluate "
             "scores it with mteb's evaluator and fastmteb's embeddings"
         )
     if _is(task, "retrieval") and m.main_score not in _retrieval_keys(task):
-        return f"main score {m.main_score!r} is a task-specific metric fastmteb does not compute"
+        metric = f"{m.main_score!r} is a task-specific metric fastmteb does not compute"
+        return f"{EVALUATION_ONLY_REASONS[1]}{metric}"
     return None
+
+
+def evaluate_runs_beside(reason: str | None) -> bool:
+    """True when ``fastmteb.evaluate`` runs a task that ``unsupported_reason`` rejected with
+    ``reason`` anyway, beside the task types (an aggregate, or an evaluation-only reason)."""
+    return reason is not None and reason.startswith((AGGREGATE_REASON, *EVALUATION_ONLY_REASONS))
 
 
 def _retrieval_keys(task: Any) -> set[str]:
