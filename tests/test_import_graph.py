@@ -241,7 +241,7 @@ def test_every_pending_edge_still_exists(graph):
     assert not PENDING - present, f"remove from PENDING: {sorted(PENDING - present)}"
 
 
-def test_the_graph_sees_lazy_type_checking_and_relative_imports(graph):
+def test_the_graph_sees_lazy_type_checking_and_package_attribute_imports(graph):
     """Guards the reader itself: each import form below exists in the package today."""
     targets = {m: {e.target for e in edges} for m, edges in graph.items()}
     assert "fastmteb.tasks.base" in targets["fastmteb.results"]  # under TYPE_CHECKING
@@ -263,6 +263,14 @@ def test_find_cycles_reports_the_cycle_path():
     assert find_cycles({"a": ["b"], "b": ["c"], "c": []}) == []
     two = find_cycles({"a": ["b"], "b": ["a"], "x": ["y"], "y": ["x"]})
     assert sorted(two) == [["a", "b", "a"], ["x", "y", "x"]]
+
+
+def test_imported_names_resolve_relative_imports():
+    tree = ast.parse("from . import a\nfrom ..b import c\nimport p.q\nif T:\n    from .d import e\n")
+    assert sorted(_imported_names(tree, "p.x.m", is_package=False)) == [
+        ("p.b.c", 2), ("p.q", 3), ("p.x.a", 1), ("p.x.d.e", 5)
+    ]
+    assert list(_imported_names(ast.parse("from . import a"), "p.x", is_package=True)) == [("p.x.a", 1)]
 
 
 def test_layer_of_takes_the_most_specific_pattern():
