@@ -8,8 +8,8 @@
    ``--chunk`` rows to a spill file (``fastmteb.encoding.store`` layout: a .npy header, then the
    rows as ``--dtype``), so it is never whole in memory: 2,000,000 x 384 float16 = 1.5 GB.
 2. ``EmbeddingStore.open(file, max_bytes=--memory)[:]`` is searched exactly as a spilled pool's
-   corpus is by the retrieval task (``_unit_blocks`` -> ``kernels.topk(metric="dot")`` with unit
-   queries, top ``--k``). With ``--cache cold`` (default) the file's pages are evicted from the
+   corpus is by the retrieval task (``kernels.sharded_topk``: cosine, parts normalised as they
+   are read, top ``--k``). With ``--cache cold`` (default) the file's pages are evicted from the
    page cache first (fsync + ``posix_fadvise(DONTNEED)``) so the rows come from the disk.
 3. Measured: RSS before the search (``VmRSS``), peak RSS during it (``VmHWM``, reset through
    ``/proc/self/clear_refs`` just before), wall time, GB of the file streamed per second; and a
@@ -125,7 +125,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from fastmteb import kernels
     from fastmteb.encoding.store import EmbeddingStore, parse_memory_size
-    from fastmteb.tasks.retrieval import _unit_blocks, _unit_rows
 
     limit = parse_memory_size(args.memory)
     folder = Path(args.folder)
@@ -143,14 +142,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         store = EmbeddingStore.open(path, max_bytes=limit)
         view = store[:]
-        unit_queries = _unit_rows(queries).numpy()
 
         # the search, exactly as a spilled retrieval corpus is searched
         evicted = [evict_from_page_cache(path)] if args.cache == "cold" else []
         rss_before = rss_mb("VmRSS")
         peak_reset = reset_peak_rss()
         started = time.perf_counter()
-        scores, indices = kernels.topk(unit_queries, _unit_blocks(view), args.k, metric="dot")
+        scores, indices = kernels.sharded_topk(queries, view, args.k)
         search_seconds = time.perf_counter() - started
         peak_search = rss_mb("VmHWM")
         del view  # frees its read buffer

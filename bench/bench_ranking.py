@@ -36,7 +36,6 @@ from pathlib import Path
 
 import numpy as np
 
-K_VALUES = (1, 3, 5, 10, 20, 100, 1000)
 RESULTS_PATH = Path(__file__).resolve().parent / "results" / "ranking.json"
 
 
@@ -90,12 +89,12 @@ def main() -> None:
     import pytrec_eval
     from mteb._evaluators.retrieval_metrics import mrr as mteb_mrr
 
-    from fastmteb.kernels.ranking import QrelsCSR, doc_tie_rank, ranking_metrics
+    from fastmteb.kernels.ranking import DEFAULT_K_VALUES, QrelsCSR, doc_tie_rank, ranking_metrics
 
     print(f"data: {args.queries} queries x {args.depth} results, {args.docs} ids", flush=True)
     data = make_data(args.queries, args.depth, args.docs)
     run, scores, doc_ids, query_ids, qrels, run_dict = data
-    ks = K_VALUES
+    ks = DEFAULT_K_VALUES
     trec_names = {
         "ndcg": "ndcg_cut",
         "map": "map_cut",

@@ -7,7 +7,8 @@ batches of the whole pool are planned once, exactly as in one process, and batch
 by rank ``i % world_size``; the rows are all-gathered, so every rank holds the full matrix and
 every vector was computed in the same batch as in a one-process run (hence bitwise equal).
 Retrieval: rank ``r`` searches its contiguous corpus shard and the exact global top-k is merged
-from the local ones (``merge_topk``). Rank 0 writes the files.
+from the local ones (``fastmteb.kernels.sharded_topk``, to which the runner hands this context
+as its ``Communicator``). Rank 0 writes the files.
 
 ``Distributed`` is the context (rank, world size, backend) with the few collectives fastmteb needs;
 the runner installs it as the process-wide current one (``use``), and the layers below ask for it
@@ -21,7 +22,7 @@ import atexit
 import contextlib
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Union
@@ -74,39 +75,6 @@ def shard_bounds(n: int, world_size: int) -> np.ndarray:
 
 def _as_tensor(x: ArrayLike) -> torch.Tensor:
     return x if isinstance(x, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(x))
-
-
-def merge_topk_blocks(
-    scores: ArrayLike, indices: ArrayLike, k: int, tie_rank: ArrayLike | None = None
-) -> tuple[ArrayLike, ArrayLike]:
-    r"""The best ``min(k, m)`` of ``m`` candidates per query, ordered exactly as ``kernels.topk``.
-
-    ``scores`` float32 and ``indices`` int64 (global corpus indices, distinct per row) are
-    ``[n_queries, m]`` (the local top-k lists of every shard side by side). Order: score
-    descending, then the higher ``tie_rank[index]``, then the lower index — three stable sorts
-    from the least significant key up. Returns numpy for numpy input, tensors (same device) else.
-    """
-    numpy_in = not isinstance(scores, torch.Tensor)
-    s, i = _as_tensor(scores), _as_tensor(indices).to(torch.int64)
-    if s.shape != i.shape or s.ndim != 2:
-        raise ValueError(
-            f"merge_topk: scores {tuple(s.shape)} and indices {tuple(i.shape)} must both be "
-            "[n_queries, candidates]"
-        )
-    order = torch.argsort(i, dim=1, stable=True)
-    keys = []
-    if tie_rank is not None:
-        ranks = _as_tensor(tie_rank).to(device=i.device, dtype=torch.int64)
-        keys.append(ranks[i])
-    keys.append(s)
-    for key in keys:
-        step = torch.argsort(torch.gather(key, 1, order), dim=1, descending=True, stable=True)
-        order = torch.gather(order, 1, step)
-    order = order[:, : min(int(k), s.shape[1])]
-    top_scores, top_indices = torch.gather(s, 1, order), torch.gather(i, 1, order)
-    if numpy_in:
-        return top_scores.numpy(), top_indices.numpy()
-    return top_scores, top_indices
 
 
 @dataclass(frozen=True)
@@ -294,37 +262,6 @@ class Distributed:
         if numpy_in:
             return [part.cpu().numpy() for part in out]
         return [part.to(home) for part in out]
-
-    def merge_topk(
-        self,
-        scores: ArrayLike,
-        indices: ArrayLike,
-        k: int,
-        tie_rank: ArrayLike | None = None,
-    ) -> tuple[ArrayLike, ArrayLike]:
-        """The exact global top-k from every rank's local one.
-
-        Each rank passes its ``[n_queries, k_r]`` float32 scores and int64 *global* document
-        indices (its shard's ``kernels.topk`` plus the shard offset; ``k_r`` may be 0 for an
-        empty shard); every rank gets ``[n_queries, min(k, sum_r k_r)]`` ordered as
-        ``kernels.topk`` orders the whole corpus (score desc, higher ``tie_rank``, lower index),
-        which is the global top-k because each shard's top-k contains its share of it.
-        """
-        if self.is_distributed:
-            # ranks differ in the number of columns, so gather the transposed [k_r, n_queries]
-            score_parts = self.all_gather_rows(_transpose(scores))
-            index_parts = self.all_gather_rows(_transpose(indices))
-            scores = _transpose(_concat(score_parts))
-            indices = _transpose(_concat(index_parts))
-        return merge_topk_blocks(scores, indices, k, tie_rank)
-
-
-def _transpose(x: ArrayLike) -> ArrayLike:
-    return x.T.contiguous() if isinstance(x, torch.Tensor) else np.ascontiguousarray(x.T)
-
-
-def _concat(parts: Sequence[ArrayLike]) -> ArrayLike:
-    return torch.cat(list(parts)) if isinstance(parts[0], torch.Tensor) else np.concatenate(parts)
 
 
 def _device_text(device: str | torch.device | None) -> str | None:

@@ -458,7 +458,12 @@ def _score_unit(task: _Task, unit: _Unit, embeddings: np.ndarray) -> dict[str, A
         }
     else:
         per_request = {name: embeddings[idx] for name, idx in unit.indices.items()}
-    scores = task.task_type.score(meta, unit.prepared, per_request)
+    if _scored_on_every_rank(meta):  # its search is split over the ranks of the current run
+        from fastmteb.distributed import current
+
+        scores = task.task_type.score(meta, unit.prepared, per_request, communicator=current())
+    else:
+        scores = task.task_type.score(meta, unit.prepared, per_request)
     where = f"task {meta.name!r} (split {unit.split!r}, subset {unit.subset!r})"
     if not isinstance(scores, Mapping):
         raise TypeError(

@@ -15,6 +15,7 @@ from sklearn.metrics.pairwise import (
     paired_manhattan_distances,
 )
 
+from fastmteb.kernels import unit_rows
 from fastmteb.tasks.base import TaskMetadata
 
 SEED = 42  # mteb's task seed (AbsTask(seed=42)); every sampler below starts from it
@@ -113,14 +114,6 @@ def embedding(
     return array if array.dtype == np.float32 else array.astype(np.float32)
 
 
-def torch_normalize(x: np.ndarray) -> torch.Tensor:
-    r"""Rows scaled to unit L2 norm exactly as mteb does (``torch.nn.functional.normalize``).
-
-    .. math:: \hat x = x / \max(\lVert x \rVert_2, 10^{-12})
-    """
-    return torch.nn.functional.normalize(torch.from_numpy(np.ascontiguousarray(x)), p=2, dim=1)
-
-
 def paired_scores(e1: np.ndarray, e2: np.ndarray) -> dict[str, np.ndarray]:
     r"""The per-pair similarity vectors STS and pair classification report, as mteb computes them.
 
@@ -136,7 +129,7 @@ def paired_scores(e1: np.ndarray, e2: np.ndarray) -> dict[str, np.ndarray]:
 
     All are float32 (sklearn keeps float32 input as float32), in the order mteb reports them.
     """
-    similarity = (torch_normalize(e1) * torch_normalize(e2)).sum(dim=-1).numpy()
+    similarity = (unit_rows(torch.from_numpy(e1)) * unit_rows(torch.from_numpy(e2))).sum(dim=-1).numpy()
     dot = np.asarray([np.dot(e1[i], e2[i]) for i in range(e1.shape[0])], dtype=e1.dtype)
     return {
         "similarity": similarity,

@@ -1,7 +1,7 @@
 """Retrieval, Reranking and InstructionRetrieval (mteb ``AbsTaskRetrieval`` + ``RetrievalEvaluator``).
 
 Full-corpus mode: the top ``max(k_values)`` documents per query by cosine similarity
-(``kernels.topk``; ties: document id descending, as mteb's heap and pytrec_eval). Reranking mode
+(``kernels.sharded_topk``; ties: document id descending, as mteb's heap and pytrec_eval). Reranking mode
 (the data has ``top_ranked``): each query's candidates only, all kept when there are at most
 ``max(k_values)``. Similarity is the cosine for every encoder (fastmteb's encoders all score by
 cosine; a dot-product model would need ``metric="dot"``).
@@ -25,15 +25,11 @@ import numpy as np
 import torch
 
 from fastmteb import kernels
-from fastmteb.distributed import Distributed, shard_bounds
-from fastmteb.distributed import current as current_distributed
-from fastmteb.encoding.store import RowView
-from fastmteb.kernels import QrelsCSR
+from fastmteb.kernels import Communicator, QrelsCSR
 from fastmteb.tasks._common import TaskTypeError, column, param, string_order_rank
 from fastmteb.tasks._conversation import conversation_texts, is_conversation
 from fastmteb.tasks.base import TaskMetadata, TextRequest
 
-K_VALUES = (1, 3, 5, 10, 20, 100, 1000)
 _ABSTENTION_RATES = np.linspace(0, 1, 11)[:-1]
 _trapezoid = getattr(np, "trapezoid", None) or np.trapz  # numpy < 2 spells it trapz
 _CONFIDENCES = ("max", "std", "diff1")
@@ -81,8 +77,8 @@ class Retrieval:
     # Runner flag: queries/corpus/qrels data, corpus-sharded search (scored on every rank).
     retrieval = True
 
-    # requests score() accepts as a lazy ``RowView`` (a pool spilled past max_embedding_memory):
-    # the corpus is streamed from the spill file block by block
+    # requests score() accepts as a lazy row source (a spilled pool's ``RowView``, past
+    # max_embedding_memory): kernels.sharded_topk streams the corpus from it block by block
     lazy_requests = ("corpus",)
 
     def __init__(self, name: str = "Retrieval") -> None:
@@ -164,7 +160,7 @@ class Retrieval:
             qrels=qrels_csr,
             identical=identical,
             candidate_groups=groups,
-            k_values=tuple(param(meta, "k_values", K_VALUES)),
+            k_values=tuple(param(meta, "k_values", kernels.DEFAULT_K_VALUES)),
             skip_first_result=bool(param(meta, "skip_first_result", False)),
             task_scores=task_scores,
             changed_documents=changed_documents,
@@ -177,12 +173,22 @@ class Retrieval:
             "corpus": TextRequest(prepared.corpus_texts, "document"),
         }
 
-    def score(self, meta: TaskMetadata, prepared: RetrievalPrepared, embeddings: Mapping[str, Any]) -> dict:
+    def score(
+        self,
+        meta: TaskMetadata,
+        prepared: RetrievalPrepared,
+        embeddings: Mapping[str, Any],
+        *,
+        communicator: Communicator | None = None,
+    ) -> dict:
         """mteb's retrieval score dict: ndcg/map/recall (rounded to 5 decimals), accuracy,
-        precision, mrr (unrounded), nAUC of every per-query metric, hit_rate, then task extras."""
+        precision, mrr (unrounded), nAUC of every per-query metric, hit_rate, then task extras.
+
+        ``communicator``: the ranks the full-corpus search is split over (the runner passes its
+        ``fastmteb.distributed`` context; every rank then calls ``score``); None: this process."""
         queries = _device_embedding(meta, embeddings, "queries", len(prepared.query_ids))
         corpus = _device_embedding(meta, embeddings, "corpus", len(prepared.corpus_rows))
-        run = search(prepared, queries, corpus)
+        run = search(prepared, queries, corpus, communicator)
         if prepared.identical is not None:
             run = _drop(run, run.docs == np.repeat(prepared.identical, run.lengths))
         ranked = run  # what mteb hands task_specific_scores: identical ids dropped, first result kept
@@ -295,7 +301,7 @@ def _device_embedding(meta: TaskMetadata, embeddings: Mapping[str, Any], name: s
             "pass one array per request returned by requests()"
         )
     array = embeddings[name]
-    if not isinstance(array, (torch.Tensor, RowView)):  # a RowView stays on disk until searched
+    if not hasattr(array, "shape"):  # arrays, tensors and lazy row sources (a spilled corpus) stay
         array = np.asarray(array)
     if array.ndim != 2 or array.shape[0] != n_rows:
         raise TaskTypeError(
@@ -309,126 +315,37 @@ def _numpy(x: Any) -> np.ndarray:
     return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
 
 
-_NORMALIZE_BLOCK_ROWS = 1 << 16
+def _tensor(x: Any) -> torch.Tensor:
+    """A tensor as it is; anything else (an array, a spilled corpus) read into a CPU tensor."""
+    return x if isinstance(x, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(x))
 
 
-def _unit_rows(x: Any) -> torch.Tensor:
-    """Rows scaled to unit norm with ``torch.nn.functional.normalize`` in float32 (mteb's cos_sim)."""
-    tensor = x if isinstance(x, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(x))
-    return torch.nn.functional.normalize(tensor.float(), p=2, dim=1)
-
-
-class _UnitRowsOnDisk:
-    """Rows ``start..stop`` of a spilled ``RowView``, normalised when ``kernels.topk`` slices them.
-
-    ``_unit_blocks`` hands the kernel the same 65536-row parts for a spilled corpus as for one in
-    memory, and the kernel slices both into the same blocks, so the matrix products (whose last
-    bits depend on the block shape) and hence the scores are identical. Each slice is read into
-    the view's reused buffer and normalised in place by the same ``normalize`` as ``_unit_rows``.
-    """
-
-    ndim = 2
-
-    def __init__(self, view: RowView, start: int, stop: int) -> None:
-        self.view, self.start, self.shape = view, start, (stop - start, view.shape[1])
-
-    def __getitem__(self, rows: slice) -> np.ndarray:
-        first, last, _ = rows.indices(self.shape[0])
-        block = self.view.read(self.start + first, self.start + last)
-        tensor = torch.from_numpy(block)
-        torch.nn.functional.normalize(tensor, p=2, dim=1, out=tensor)
-        return block
-
-
-def _unit_blocks(corpus: Any) -> Any:
-    """The corpus as normalised blocks (numpy for numpy input), so no full normalised copy is made.
-
-    A ``RowView`` (spilled pool) becomes lazy parts read slice by slice (``_UnitRowsOnDisk``):
-    resident memory stays one kernel block.
-    """
-    if isinstance(corpus, RowView):
-        for start in range(0, corpus.shape[0], _NORMALIZE_BLOCK_ROWS):
-            yield _UnitRowsOnDisk(corpus, start, min(start + _NORMALIZE_BLOCK_ROWS, corpus.shape[0]))
-        return
-    for start in range(0, corpus.shape[0], _NORMALIZE_BLOCK_ROWS):
-        block = _unit_rows(corpus[start : start + _NORMALIZE_BLOCK_ROWS])
-        yield block.numpy() if isinstance(corpus, np.ndarray) else block
-
-
-def search(prepared: RetrievalPrepared, queries: Any, corpus: Any) -> Run:
+def search(prepared: RetrievalPrepared, queries: Any, corpus: Any,
+           communicator: Communicator | None = None) -> Run:
     """The ranked run: top ``max(k_values)`` by cosine, best first, ties by document id descending.
 
-    Under torch.distributed (``fastmteb.distributed.current()``) the full-corpus search is split
-    over the ranks by corpus rows and merged exactly; reranking is computed whole on every rank.
+    The full-corpus search is ``kernels.sharded_topk`` (rows normalised as mteb's cos_sim, so the
+    float32 scores are mteb's to the bit), split over ``communicator``'s ranks when given;
+    reranking is computed whole on every rank.
     """
     top_k = max(prepared.k_values)
+    if prepared.candidate_groups is not None:
+        return _rerank(prepared, queries, corpus, top_k)
     tie_rank = prepared.tie_rank[prepared.corpus_rows]
-    if prepared.candidate_groups is None:
-        # rows are normalised with torch, as mteb's cos_sim does, so the float32 scores are mteb's
-        # to the bit; the kernel then ranks plain dot products
-        unit_queries = _unit_rows(queries)
-        if isinstance(queries, np.ndarray):
-            unit_queries = unit_queries.numpy()
-        dist = current_distributed()
-        if dist.is_distributed:
-            scores, local = _sharded_topk(dist, unit_queries, corpus, top_k, tie_rank)
-        else:
-            scores, local = kernels.topk(unit_queries, _unit_blocks(corpus), top_k, metric="dot", tie_rank=tie_rank)
-        scores, local = _numpy(scores), _numpy(local)
-        n_queries, width = local.shape
-        return Run(
-            indptr=np.arange(n_queries + 1, dtype=np.int64) * width,
-            docs=prepared.corpus_rows[local.reshape(-1)],
-            scores=scores.reshape(-1).astype(np.float32, copy=False),
-        )
-    return _rerank(prepared, queries, corpus, top_k)
-
-
-def corpus_shard_bounds(n_rows: int, world_size: int) -> np.ndarray:
-    """Rank shards made of whole ``_NORMALIZE_BLOCK_ROWS`` parts (the last one may be short).
-
-    MKL's sgemm rounds a score differently with the shape of the product (small blocks, a single
-    row), so a score is reproducible only if it is computed in the same block as in one process.
-    ``_unit_blocks`` cuts the corpus into these parts and the kernel cuts each part the same way on
-    every rank, so whole parts keep every block, and every float32 score, as in one process; a
-    corpus smaller than ``world_size`` parts leaves the last ranks idle.
-    """
-    n_parts = -(-int(n_rows) // _NORMALIZE_BLOCK_ROWS)
-    return np.minimum(shard_bounds(n_parts, world_size) * _NORMALIZE_BLOCK_ROWS, int(n_rows))
-
-
-def _sharded_topk(
-    dist: Distributed, unit_queries: Any, corpus: Any, top_k: int, tie_rank: np.ndarray
-) -> tuple[Any, Any]:
-    """``kernels.topk`` over the whole corpus, computed as: each rank searches its contiguous
-    shard of corpus rows, then the exact global top-k is merged from the local ones: the same
-    order and float32 scores to the bit (see ``corpus_shard_bounds``)."""
-    bounds = corpus_shard_bounds(corpus.shape[0], dist.world_size)
-    start, stop = int(bounds[dist.rank]), int(bounds[dist.rank + 1])
-    error = scores = indices = None
-    try:
-        if stop > start:
-            blocks = _unit_blocks(corpus[start:stop])
-            scores, local = kernels.topk(
-                unit_queries, blocks, top_k, metric="dot", tie_rank=tie_rank[start:stop]
-            )
-            indices = local + start
-        elif isinstance(unit_queries, torch.Tensor):  # more ranks than documents
-            empty = (unit_queries.shape[0], 0)
-            scores = torch.empty(empty, dtype=torch.float32, device=unit_queries.device)
-            indices = torch.empty(empty, dtype=torch.int64, device=unit_queries.device)
-        else:
-            scores = np.empty((unit_queries.shape[0], 0), dtype=np.float32)
-            indices = np.empty((unit_queries.shape[0], 0), dtype=np.int64)
-    except Exception as failure:  # noqa: BLE001 - re-raised by check_all on every rank
-        error = failure
-    dist.check_all(error, "searching its corpus shard")
-    return dist.merge_topk(scores, indices, top_k, tie_rank)
+    scores, local = kernels.sharded_topk(queries, corpus, top_k, communicator=communicator,
+                                         tie_rank=tie_rank)
+    scores, local = _numpy(scores), _numpy(local)
+    n_queries, width = local.shape
+    return Run(
+        indptr=np.arange(n_queries + 1, dtype=np.int64) * width,
+        docs=prepared.corpus_rows[local.reshape(-1)],
+        scores=scores.reshape(-1).astype(np.float32, copy=False),
+    )
 
 
 def _rerank(prepared: RetrievalPrepared, queries: Any, corpus: Any, top_k: int) -> Run:
     """Cosine of each query with its own candidates (mteb: ``model.similarity(q, candidates)``)."""
-    q_unit, d_unit = _unit_rows(queries), _unit_rows(corpus)
+    q_unit, d_unit = kernels.unit_rows(_tensor(queries)), kernels.unit_rows(_tensor(corpus))
     position = np.full(prepared.tie_rank.shape[0], -1, dtype=np.int64)
     position[prepared.corpus_rows] = np.arange(prepared.corpus_rows.shape[0])
     n_queries = len(prepared.query_ids)

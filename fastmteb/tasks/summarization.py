@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from fastmteb import kernels
-from fastmteb.tasks._common import RowType, column, embedding, param, split_rows, torch_normalize
+from fastmteb.tasks._common import RowType, column, embedding, param, split_rows
 from fastmteb.tasks.base import TaskMetadata, TextRequest
 
 
@@ -83,11 +83,11 @@ class Summarization(RowType):
             h0, h1 = prepared.human_offsets[doc], prepared.human_offsets[doc + 1]
             m0, m1 = prepared.machine_offsets[doc], prepared.machine_offsets[doc + 1]
             human_block = torch.from_numpy(np.ascontiguousarray(human[h0:h1]))
-            human_unit_t = torch_normalize(human[h0:h1]).T
+            human_unit_t = kernels.unit_rows(human_block).T
             cosine, dot = [], []
             for m in range(m0, m1):
                 row = machine_tensor[m : m + 1]
-                cosine.append(torch.max(torch.nn.functional.normalize(row, p=2, dim=1) @ human_unit_t).item())
+                cosine.append(torch.max(kernels.unit_rows(row) @ human_unit_t).item())
                 dot.append(torch.max(row @ human_block.T).item())
             if len(set(gold)) == 1 or len(set(dot)) == 1 or len(set(cosine)) == 1:
                 continue

@@ -54,7 +54,9 @@ class TaskType(Protocol):
 
     # The type's data contract (``fastmteb.tasks._common.RowType`` for the row types): the loader
     # and the runner read these instead of branching on the type name.
-    retrieval: bool  # queries/corpus/qrels data; corpus-sharded search, scored on every rank
+    # queries/corpus/qrels data; corpus-sharded search: scored on every rank, and its score()
+    # takes ``communicator=`` (the run's ``fastmteb.distributed`` context)
+    retrieval: bool
     # Row types only: ``schema(meta, subset)`` column -> kind, ``normalise(meta, splits)`` to
     # canonical names, ``finalise_split(meta, rows)``, ``required_splits(meta)``.
 

@@ -52,6 +52,7 @@ from typing import Union
 import numpy as np
 
 from fastmteb.kernels._numba import ranking as _nb
+from fastmteb.kernels._numba.common import float32_exact
 
 DEFAULT_K_VALUES = (1, 3, 5, 10, 20, 100, 1000)
 METRIC_PREFIXES = ("ndcg", "map", "recall", "precision", "mrr", "hit_rate")  # mteb's key order
@@ -335,7 +336,7 @@ def _array_form(
         return out
 
     out = score(scores.astype(np.float32, copy=False), rows)
-    if scores.dtype == np.float64 and not _nb.float32_exact(scores.reshape(-1)):
+    if scores.dtype == np.float64 and not float32_exact(scores.reshape(-1)):
         out[:, _nb.MRR] = score(scores, rows)[:, _nb.MRR]
     return _collect(out, rows, ks, None)
 
@@ -429,7 +430,7 @@ def _dict_form(qrels: QrelsDict, run: RunDict, ks: tuple[int, ...]) -> RankingMe
     with np.errstate(over="ignore"):
         scores32 = scores.astype(np.float32)
     out = score(scores32)
-    if not _nb.float32_exact(scores):
+    if not float32_exact(scores):
         out[:, _nb.MRR] = score(scores)[:, _nb.MRR]
     query_ids = [run_ids[i] for i in evaluated]
     return _collect(out, all_rows, ks, query_ids, np.asarray(evaluated, dtype=np.int64))

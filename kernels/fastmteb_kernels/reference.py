@@ -50,7 +50,7 @@ def topk_reference(
 def ranking_metrics_reference(
     qrels: dict[str, dict[str, int]],
     run: dict[str, dict[str, float]],
-    k_values: tuple[int, ...] = (1, 3, 5, 10, 20, 100, 1000),
+    k_values: tuple[int, ...],
 ) -> dict[str, dict[str, float]]:
     """trec_eval's ndcg_cut / map_cut / recall / P / success and mteb's MRR, written out plainly:
     ``{query_id: {"ndcg_at_10": ..., ...}}`` for pytrec_eval's queries (in the run, with at least

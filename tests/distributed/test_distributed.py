@@ -1,6 +1,6 @@
 """torch.distributed scale-out (fastmteb.distributed) on the CPU with gloo.
 
-- ``merge_topk``: the exact global top-k from per-shard ``kernels.topk`` results equals
+- ``kernels.merge_topk``: the exact global top-k from per-shard ``kernels.topk`` results equals
   ``kernels.topk`` over the whole corpus, to the bit (random data, exact ties, k larger than a
   shard or the corpus, empty shards).
 - ``TorchEncoder.encode_shard``: the ranks' shares put together equal ``encode_tokenized``, to
@@ -17,7 +17,9 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -25,12 +27,8 @@ import pytest
 import torch
 
 from fastmteb import kernels
-from fastmteb.distributed import (
-    Distributed,
-    PeerRankError,
-    merge_topk_blocks,
-    shard_bounds,
-)
+from fastmteb.distributed import Distributed, PeerRankError, shard_bounds
+from fastmteb.kernels import sharded
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from toy_models import bag_of_words  # noqa: E402
@@ -54,7 +52,7 @@ def sharded_topk(queries, corpus, k, tie_rank, world_size):
         s, i = kernels.topk(queries, corpus[start:stop], k, metric="dot", tie_rank=ties)
         scores.append(s)
         indices.append(i + start)
-    return merge_topk_blocks(np.concatenate(scores, 1), np.concatenate(indices, 1), k, tie_rank)
+    return kernels.merge_topk(np.concatenate(scores, 1), np.concatenate(indices, 1), k, tie_rank)
 
 
 def corpus_case(kind: str, rng: np.random.Generator, n_docs: int = 50, n_queries: int = 7):
@@ -94,13 +92,13 @@ def test_merge_topk_equals_topk_over_the_whole_corpus(kind, ties, world_size, k)
 def test_merge_topk_keeps_tensors_and_checks_shapes():
     scores = torch.tensor([[0.5, 0.9, 0.5, 0.1]])
     indices = torch.tensor([[7, 3, 2, 9]])
-    s, i = merge_topk_blocks(scores, indices, 3, tie_rank=np.array([0, 0, 1, 0, 0, 0, 0, 5, 0, 0]))
+    s, i = kernels.merge_topk(scores, indices, 3, tie_rank=np.array([0, 0, 1, 0, 0, 0, 0, 5, 0, 0]))
     assert isinstance(s, torch.Tensor) and isinstance(i, torch.Tensor)
     assert i.tolist() == [[3, 7, 2]]  # 0.9, then the 0.5 tie: tie_rank 5 (doc 7) before 1 (doc 2)
-    s, i = merge_topk_blocks(scores, indices, 3)
+    s, i = kernels.merge_topk(scores, indices, 3)
     assert i.tolist() == [[3, 2, 7]]  # no tie_rank: the lower index first
     with pytest.raises(ValueError, match="merge_topk"):
-        merge_topk_blocks(scores, indices[:, :2], 3)
+        kernels.merge_topk(scores, indices[:, :2], 3)
 
 
 def test_shard_bounds_cover_rows_once():
@@ -203,13 +201,22 @@ def _collectives_worker(rank: int, world_size: int, port: int) -> None:
         q = rng.integers(-1, 2, (6, 4)).astype(np.float32)
         d = rng.integers(-1, 2, (41, 4)).astype(np.float32)
         tie_rank = rng.permutation(41).astype(np.int64)
-        bounds = shard_bounds(41, world_size)
-        start, stop = bounds[rank], bounds[rank + 1]
-        s, i = kernels.topk(q, d[start:stop], 30, metric="dot", tie_rank=tie_rank[start:stop])
-        got_s, got_i = dist.merge_topk(s, i + start, 30, tie_rank)
+        # kernels.sharded_topk over the ranks (parts of 4 rows: both ranks hold a shard)
+        got_s, got_i = kernels.sharded_topk(q, d, 30, communicator=dist, metric="dot",
+                                            tie_rank=tie_rank, part_rows=4)
         want_s, want_i = kernels.topk(q, d, 30, metric="dot", tie_rank=tie_rank)
         np.testing.assert_array_equal(got_i, want_i)
         assert got_s.tobytes() == want_s.tobytes()
+        # a NaN in rank 1's shard: its error there, PeerRankError on rank 0, no hang
+        d[40, 0] = np.nan
+        try:
+            kernels.sharded_topk(q, d, 30, communicator=dist, metric="dot", part_rows=4)
+        except PeerRankError as e:
+            assert rank == 0 and "rank 1" in str(e) and "NaN" in str(e)
+        except ValueError as e:
+            assert rank == 1 and "NaN" in str(e)
+        else:
+            raise AssertionError("sharded_topk did not raise")
         # a failure on one rank reaches the other as PeerRankError, not a hang
         error = RuntimeError("boom on rank 1") if rank == 1 else None
         try:
@@ -263,27 +270,23 @@ def _failing_rank_worker(rank: int, world_size: int, port: int, data: str, out: 
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     import fastmteb
     import fastmteb.runner as runner
-    import fastmteb.tasks.retrieval as retrieval
     from fastmteb.encoding import CallableEncoder
 
     # corpus shards are whole normalisation parts: small parts give rank 1 a shard of this corpus
-    retrieval._NORMALIZE_BLOCK_ROWS = 64
+    sharded.PART_ROWS = 64
     if rank == 1:
-        real_load, real_topk = runner._load_raw, retrieval.kernels.topk
+        real_load, real_topk = runner._load_raw, sharded.topk
 
         def load_raw(meta, *args):
             if meta.name == "STSBenchmark":
                 raise OSError("disk of rank 1 unreadable")
             return real_load(meta, *args)
 
-        class Kernels:  # retrieval's kernels with a failing topk
-            def __getattr__(self, name):
-                if name == "topk":
-                    raise MemoryError("out of memory in the search of rank 1")
-                return getattr(kernels, name)
+        def failing_topk(*args, **kwargs):  # the search of rank 1's shard
+            raise MemoryError("out of memory in the search of rank 1")
 
         runner._load_raw = load_raw
-        retrieval.kernels = Kernels()
+        sharded.topk = failing_topk
     results = fastmteb.evaluate(
         CallableEncoder(bag_of_words, name="org/bag-of-words"),
         ["SciFact", "STSBenchmark", "SICK-R"],
@@ -303,7 +306,7 @@ def _failing_rank_worker(rank: int, world_size: int, port: int, data: str, out: 
     # Resume, nothing failing now: rank 0 alone reads the output folder (rank 1 is given one it
     # cannot see into), both evaluate the two missing tasks, and the process group is reused.
     if rank == 1:
-        runner._load_raw, retrieval.kernels = real_load, kernels
+        runner._load_raw, sharded.topk = real_load, real_topk
     again = fastmteb.evaluate(
         CallableEncoder(bag_of_words, name="org/bag-of-words"),
         ["SciFact", "STSBenchmark", "SICK-R"],
@@ -378,32 +381,61 @@ def test_encoder_fingerprint_does_not_depend_on_the_thread_count(tiny_bert):
     assert len(fingerprints) == 1
 
 
+class ThreadRanks:
+    """``world_size`` ranks as threads of this process, with the two collectives of
+    ``kernels.Communicator`` (one exchange slot per rank, between barriers)."""
+
+    def __init__(self, world_size: int) -> None:
+        self.world_size = world_size
+        self.barrier = threading.Barrier(world_size, timeout=60)
+        self.slots: list = [None] * world_size
+
+    def run(self, work):
+        """``work(communicator)`` on every rank; the per-rank results, in rank order."""
+        with ThreadPoolExecutor(self.world_size) as pool:
+            return list(pool.map(lambda rank: work(_ThreadRank(self, rank)), range(self.world_size)))
+
+
+class _ThreadRank:
+    def __init__(self, group: ThreadRanks, rank: int) -> None:
+        self.group, self.rank, self.world_size = group, rank, group.world_size
+
+    def all_gather_rows(self, rows):
+        group = self.group
+        group.barrier.wait()
+        group.slots[self.rank] = rows
+        group.barrier.wait()
+        gathered = list(group.slots)
+        group.barrier.wait()
+        return gathered
+
+    def check_all(self, error, what):
+        reports = self.all_gather_rows(error)
+        if error is not None:
+            raise error
+        for rank, report in enumerate(reports):
+            if report is not None:
+                raise PeerRankError(f"rank {rank} failed while {what}: {report}")
+
+
 @pytest.mark.parametrize("world_size", [2, 3, 5])
 @pytest.mark.parametrize("n_queries", [1, 3, 40])
-def test_corpus_shards_give_the_one_process_scores_to_the_bit(monkeypatch, world_size, n_queries):
+def test_corpus_shards_give_the_one_process_scores_to_the_bit(world_size, n_queries):
     """Shards of whole normalisation parts: every score is computed in the same sgemm shape as in
     one process, also for one query (gemv) and short last blocks, so scores match to the bit."""
-    from fastmteb.tasks import retrieval
-
-    monkeypatch.setattr(retrieval, "_NORMALIZE_BLOCK_ROWS", 96)  # several parts in a small corpus
     rng = np.random.default_rng(world_size * 100 + n_queries)
-    q = retrieval._unit_rows(rng.standard_normal((n_queries, 48)).astype(np.float32)).numpy()
+    q = rng.standard_normal((n_queries, 48)).astype(np.float32)
     d = rng.standard_normal((96 * 4 + 7, 48)).astype(np.float32)
     tie_rank = rng.permutation(d.shape[0]).astype(np.int64)
-    want_s, want_i = kernels.topk(q, retrieval._unit_blocks(d), 50, metric="dot", tie_rank=tie_rank, block_size=40)
-    bounds = retrieval.corpus_shard_bounds(d.shape[0], world_size)
+    options = dict(tie_rank=tie_rank, block_size=40, part_rows=96)  # several parts, short blocks
+    want_s, want_i = kernels.sharded_topk(q, d, 50, **options)
+    bounds = kernels.corpus_shard_bounds(d.shape[0], world_size, 96)
     assert bounds[0] == 0 and bounds[-1] == d.shape[0] and all(b % 96 == 0 for b in bounds[:-1])
-    scores, indices = [], []
-    for rank in range(world_size):
-        start, stop = int(bounds[rank]), int(bounds[rank + 1])
-        if stop > start:
-            s, i = kernels.topk(q, retrieval._unit_blocks(d[start:stop]), 50, metric="dot",
-                                tie_rank=tie_rank[start:stop], block_size=40)
-            scores.append(s)
-            indices.append(i + start)
-    got_s, got_i = merge_topk_blocks(np.concatenate(scores, 1), np.concatenate(indices, 1), 50, tie_rank)
-    np.testing.assert_array_equal(got_i, want_i)
-    assert got_s.tobytes() == want_s.tobytes()
+    results = ThreadRanks(world_size).run(
+        lambda communicator: kernels.sharded_topk(q, d, 50, communicator=communicator, **options))
+    for got_s, got_i in results:  # every rank holds the global result
+        np.testing.assert_array_equal(got_i, want_i)
+        assert got_s.tobytes() == want_s.tobytes()
 
 
 def test_nccl_contexts_wait_and_exchange_objects_on_the_gloo_wait_group(monkeypatch):

@@ -34,7 +34,6 @@ from fastmteb.encoding.store import (
     SpillFileError,
     parse_memory_size,
 )
-from fastmteb.tasks.retrieval import _unit_blocks, _unit_rows
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from toy_models import bag_of_words  # noqa: E402
@@ -97,14 +96,13 @@ def test_spilled_search_equals_in_memory_including_ties(tmp_path, n_queries, n_d
     rng = np.random.default_rng(2)
     queries = rng.standard_normal((n_queries, dim)).astype(np.float32)
     queries[:5] = corpus[7]  # queries that score the 300 tied rows highest
-    unit_queries = _unit_rows(queries).numpy()
     tie_rank = rng.permutation(corpus.shape[0]).astype(np.int64)
     tie_rank[1000:1150] = 5  # equal tie ranks too: fall back to the index
     view = _spilled(corpus, tmp_path)
 
     k = n_docs if n_queries == 1 else 100  # one query: compare every score
-    expected = kernels.topk(unit_queries, _unit_blocks(corpus), k, metric="dot", tie_rank=tie_rank)
-    got = kernels.topk(unit_queries, _unit_blocks(view), k, metric="dot", tie_rank=tie_rank)
+    expected = kernels.sharded_topk(queries, corpus, k, tie_rank=tie_rank)
+    got = kernels.sharded_topk(queries, view, k, tie_rank=tie_rank)
     np.testing.assert_array_equal(got[0], expected[0])
     np.testing.assert_array_equal(got[1], expected[1])
     assert (expected[0][:5, :99] == expected[0][:5, 1:100]).all()  # the ties were really exercised
@@ -112,8 +110,8 @@ def test_spilled_search_equals_in_memory_including_ties(tmp_path, n_queries, n_d
     # a request's gathered rows: unordered, with repeats (dedup'd texts), as the runner builds them
     request = rng.integers(0, corpus.shape[0], 40_000)
     request[:300] = np.arange(1000, 1300)[::-1]
-    expected = kernels.topk(unit_queries, _unit_blocks(corpus[request]), 50, metric="dot")
-    got = kernels.topk(unit_queries, _unit_blocks(view[request]), 50, metric="dot")
+    expected = kernels.sharded_topk(queries, corpus[request], 50)
+    got = kernels.sharded_topk(queries, view[request], 50)
     np.testing.assert_array_equal(got[0], expected[0])
     np.testing.assert_array_equal(got[1], expected[1])
 
@@ -132,13 +130,12 @@ def test_topk_streams_a_row_view_directly(tmp_path):
 def test_float16_spill_equals_search_over_float16_rounded_vectors(tmp_path):
     corpus = _corpus_with_ties(9_000, 32, seed=5)
     queries = np.random.default_rng(6).standard_normal((40, 32)).astype(np.float32)
-    queries = _unit_rows(queries).numpy()
     view = _spilled(corpus, tmp_path, dtype="float16")
     assert view.store.path.stat().st_size == HEADER_BYTES + corpus.size * 2
     rounded = corpus.astype(np.float16).astype(np.float32)
     np.testing.assert_array_equal(np.asarray(view), rounded)
-    expected = kernels.topk(queries, _unit_blocks(rounded), 20, metric="dot")
-    got = kernels.topk(queries, _unit_blocks(view), 20, metric="dot")
+    expected = kernels.sharded_topk(queries, rounded, 20)
+    got = kernels.sharded_topk(queries, view, 20)
     np.testing.assert_array_equal(got[0], expected[0])
     np.testing.assert_array_equal(got[1], expected[1])
 
@@ -270,7 +267,7 @@ def test_a_damaged_spill_file_is_detected_not_read_as_zeros(tmp_path, damage):
     with pytest.raises(SpillFileError, match="bytes, expected"):
         np.asarray(view)
     with pytest.raises(SpillFileError):
-        kernels.topk(x[:3], _unit_blocks(view), 5, metric="dot")
+        kernels.sharded_topk(x[:3], view, 5)
     with pytest.raises(SpillFileError):
         SpillFile.open(path)
 
@@ -394,7 +391,6 @@ def test_streaming_a_spilled_corpus_keeps_rss_far_below_its_size(tmp_path):
         import numpy as np
         from fastmteb import kernels
         from fastmteb.encoding.store import EmbeddingStore
-        from fastmteb.tasks.retrieval import _unit_blocks
 
         def rss_mb(field):
             for line in open("/proc/self/status"):
@@ -411,7 +407,7 @@ def test_streaming_a_spilled_corpus_keeps_rss_far_below_its_size(tmp_path):
         with open("/proc/self/clear_refs", "w") as handle:
             handle.write("5")  # restart VmHWM from the current RSS
         before = rss_mb("VmRSS")
-        scores, _ = kernels.topk(queries, _unit_blocks(store[:n]), 100, metric="dot")
+        scores, _ = kernels.sharded_topk(queries, store[:n], 100)
         print(before, rss_mb("VmHWM"), scores.shape[1])
 
         # the same file as a read-only np.memmap: the kernel unmaps each block once searched

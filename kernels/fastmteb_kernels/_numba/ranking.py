@@ -30,6 +30,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from fastmteb.kernels._numba.common import lower_bound, neumaier_add
+
 # Per-row status written by the kernel; the public wrapper turns them into errors.
 STATUS_OK = 0
 STATUS_NAN_SCORE = 1
@@ -51,15 +53,9 @@ _SWEEP_GROUPS = 16  # up to this many distinct positive scores, count by full sw
 @njit(cache=True, inline="always")
 def _search_sorted(values: np.ndarray, lo: int, hi: int, target: np.int64) -> int:
     """Index of ``target`` in the ascending ``values[lo:hi]``, or -1."""
-    end = hi
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if values[mid] < target:
-            lo = mid + 1
-        else:
-            hi = mid
-    if lo < end and values[lo] == target:
-        return lo
+    at = lower_bound(values, lo, hi, target)
+    if at < hi and values[at] == target:
+        return at
     return -1
 
 
@@ -290,14 +286,7 @@ def _break_ties(
         tie = doc_rank[doc]
         if tie < 0:
             return STATUS_NEEDS_TIE_RANK
-        lo = 0
-        hi = size
-        while lo < hi:
-            mid = (lo + hi) >> 1
-            if sorted_tie[mid] < tie:
-                lo = mid + 1
-            else:
-                hi = mid
+        lo = lower_bound(sorted_tie, 0, size, tie)
         if lo < size and sorted_tie[lo] == tie:
             if found_entry[by_score[group_start + tie_order[lo]]] != entry:
                 return STATUS_TIE_RANK_NOT_UNIQUE
@@ -448,23 +437,9 @@ def python_sum_mean(values: np.ndarray, compensated: bool) -> float:
     compensation = 0.0
     for x in values:
         if compensated:
-            t = total + x
-            if abs(total) >= abs(x):
-                compensation += (total - t) + x
-            else:
-                compensation += (x - t) + total
-            total = t
+            total, compensation = neumaier_add(total, compensation, x)
         else:
             total += x
     if compensated and compensation != 0.0 and math.isfinite(compensation):
         total += compensation
     return total / values.shape[0]
-
-
-@njit(cache=True)
-def float32_exact(values: np.ndarray) -> bool:
-    """True when every float64 value survives a round trip through float32."""
-    for x in values:
-        if np.float64(np.float32(x)) != x and x == x:
-            return False
-    return True

@@ -24,6 +24,8 @@ from typing import Callable
 import numpy as np
 from numba import njit
 
+from fastmteb.kernels._numba.common import float32_exact, neumaier_add
+
 # Digits of at most 10 bits: with 2048 buckets (11 bits) a scatter pass over 1M words measured
 # about twice as slow (bucket heads and write streams leave L1 and the TLB), more than the pass
 # saved; a 44-bit sort takes 5 passes of 9 bits, a 32-bit one 4 passes of 8.
@@ -37,46 +39,27 @@ _ALL_32 = np.uint32(0xFFFFFFFF)
 
 
 @njit(cache=True, nogil=True)
-def _float32_exact(values: np.ndarray) -> bool:
-    """True when every float64 value survives a round trip through float32."""
-    for i in range(values.shape[0]):
-        if np.float64(np.float32(values[i])) != values[i]:
-            return False
-    return True
-
-
-@njit(cache=True, nogil=True)
-def _keys_float64(values: np.ndarray, out: np.ndarray) -> None:
-    """Unsigned keys that sort like the floats, with ``-0.0`` folded onto ``+0.0``."""
-    bits = values.view(np.uint64)
-    for i in range(values.shape[0]):
+def _order_keys(bits: np.ndarray, sign: np.unsignedinteger, ones: np.unsignedinteger,
+                out: np.ndarray) -> None:
+    """Unsigned keys that sort like the IEEE-754 floats whose ``bits`` are given (uint32 or
+    uint64 words), with ``-0.0`` folded onto ``+0.0``."""
+    for i in range(bits.shape[0]):
         key = bits[i]
-        if key == _SIGN_64:
-            key = np.uint64(0)
-        out[i] = key ^ _ALL_64 if key & _SIGN_64 else key | _SIGN_64
-
-
-@njit(cache=True, nogil=True)
-def _keys_float32(values: np.ndarray, out: np.ndarray) -> None:
-    """As ``_keys_float64`` for float32 values."""
-    bits = values.view(np.uint32)
-    for i in range(values.shape[0]):
-        key = bits[i]
-        if key == _SIGN_32:
-            key = np.uint32(0)
-        out[i] = key ^ _ALL_32 if key & _SIGN_32 else key | _SIGN_32
+        if key == sign:
+            key = ones ^ ones
+        out[i] = key ^ ones if key & sign else key | sign
 
 
 def order_keys(values: np.ndarray) -> np.ndarray:
     """Sort keys for a float array (any shape): uint32 when every value is float32-exact
     (four 8-bit radix passes on 1M elements), else uint64 (five 9-bit passes)."""
     flat = np.ascontiguousarray(values).reshape(-1)
-    if flat.dtype == np.float32 or _float32_exact(flat):
+    if flat.dtype == np.float32 or float32_exact(flat):
         keys = np.empty(flat.shape, dtype=np.uint32)
-        _keys_float32(flat.astype(np.float32, copy=False), keys)
+        _order_keys(flat.astype(np.float32, copy=False).view(np.uint32), _SIGN_32, _ALL_32, keys)
     else:
         keys = np.empty(flat.shape, dtype=np.uint64)
-        _keys_float64(flat.astype(np.float64, copy=False), keys)
+        _order_keys(flat.astype(np.float64, copy=False).view(np.uint64), _SIGN_64, _ALL_64, keys)
     return keys.reshape(values.shape)
 
 
@@ -210,17 +193,6 @@ def _sorted_words(keys: np.ndarray) -> tuple[np.ndarray, np.uint64, np.ndarray]:
 
 
 @njit(cache=True, inline="always")
-def _neumaier_add(total: float, compensation: float, term: float) -> tuple[float, float]:
-    """Compensated summation step: ``total + compensation`` carries the sum to ~1 ulp."""
-    new_total = total + term
-    if abs(total) >= abs(term):
-        compensation += (total - new_total) + term
-    else:
-        compensation += (term - new_total) + total
-    return new_total, compensation
-
-
-@njit(cache=True, inline="always")
 def _exact_chunk(n: int) -> int:
     """How many integer products of centred doubled ranks (each below ``(n - 1)**2``) an int64
     can sum without overflow."""
@@ -237,7 +209,7 @@ def _add_integer(
     partial += term
     count += 1
     if count == chunk:
-        total, compensation = _neumaier_add(total, compensation, float(partial))
+        total, compensation = neumaier_add(total, compensation, float(partial))
         partial = np.int64(0)
         count = 0
     return partial, count, total, compensation
@@ -324,7 +296,7 @@ def _centre_and_scale_rows(
             continue
         total = compensation = 0.0
         for i in range(n):
-            total, compensation = _neumaier_add(total, compensation, values[row, i])
+            total, compensation = neumaier_add(total, compensation, values[row, i])
         mean = (total + compensation) / n
         largest = 0.0
         for i in range(n):
@@ -333,7 +305,7 @@ def _centre_and_scale_rows(
         squares = compensation = 0.0
         for i in range(n):
             out[row, i] /= largest
-            squares, compensation = _neumaier_add(squares, compensation, out[row, i] ** 2)
+            squares, compensation = neumaier_add(squares, compensation, out[row, i] ** 2)
         nearly_constant[row] = largest * np.sqrt(squares + compensation) < threshold * abs(mean)
 
 
@@ -355,9 +327,9 @@ def _correlate_centred_rows(
         for i in range(n):
             a = x[x_row, i]
             b = y[row, i]
-            sxy, cxy = _neumaier_add(sxy, cxy, a * b)
-            sxx, cxx = _neumaier_add(sxx, cxx, a * a)
-            syy, cyy = _neumaier_add(syy, cyy, b * b)
+            sxy, cxy = neumaier_add(sxy, cxy, a * b)
+            sxx, cxx = neumaier_add(sxx, cxx, a * a)
+            syy, cyy = neumaier_add(syy, cyy, b * b)
         r = (sxy + cxy) / np.sqrt((sxx + cxx) * (syy + cyy))
         result[row] = min(1.0, max(-1.0, r))
     return result
@@ -408,7 +380,7 @@ def _sweep_one(
         if total_positives > 0:
             recall_here = positives_so_far / total_positives
             term = (recall_here - previous_recall) * (positives_so_far / (i + 1))
-            ap, ap_compensation = _neumaier_add(ap, ap_compensation, term)
+            ap, ap_compensation = neumaier_add(ap, ap_compensation, term)
             previous_recall = recall_here
         if last:
             break

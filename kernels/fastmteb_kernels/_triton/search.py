@@ -1,6 +1,7 @@
 """``fastmteb.kernels.topk`` on CUDA: a fused, blocked top-k in Triton.
 
-Two paths, one contract (``fastmteb.kernels.search.topk``):
+Two paths, one contract (``fastmteb.kernels.search.topk``; inputs checked and the corpus
+streamed by ``fastmteb.kernels._inputs``, as on the CPU):
 
 - **fused** (``k <= FUSED_K_MAX = 128``): each program owns ``BLOCK_Q`` queries and one contiguous
   *split* of the corpus block, and walks that split in tiles of ``BLOCK_D`` documents. A tile's
@@ -51,8 +52,7 @@ import torch
 import triton
 import triton.language as tl
 
-from fastmteb.kernels.search import (
-    NORMALIZE_EPS,
+from fastmteb.kernels._inputs import (
     Corpus,
     SearchInputError,
     check_2d,
@@ -63,6 +63,7 @@ from fastmteb.kernels.search import (
     nan_error,
     unique_tie_key,
 )
+from fastmteb.kernels.normalize import NORMALIZE_EPS, unit_rows
 
 # DISPATCH: k <= FUSED_K_MAX runs the fused kernel, larger k the keys path. The fused kernel
 # holds K_PAD int64 keys per query in registers next to a [BLOCK_Q, BLOCK_D] tile of keys.
@@ -337,7 +338,7 @@ def _prepare(x: torch.Tensor, metric: str, device: torch.device) -> _Operand:
             norm = torch.linalg.vector_norm(x.float(), dim=1).clamp_min(NORMALIZE_EPS)
             return _Operand(x, norm.reciprocal())
     elif metric == "cosine":
-        x = torch.nn.functional.normalize(x.float(), dim=1, eps=NORMALIZE_EPS).contiguous()
+        x = unit_rows(x).contiguous()
     else:
         x = x.float().contiguous()
     return _Operand(x, torch.ones(x.shape[0], dtype=torch.float32, device=device))
