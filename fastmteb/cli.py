@@ -276,7 +276,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if selected is not None:
             metas = selected
         else:
-            metas = fastmteb.get_benchmark(benchmark) if benchmark else fastmteb.get_tasks(args.tasks)
+            metas = (
+                fastmteb.get_benchmark(benchmark) if benchmark else fastmteb.get_tasks(args.tasks)
+            )
         if args.data_dir is not None:  # score over what the folder held, as the run did
             from fastmteb.data.loading import local_selection
 

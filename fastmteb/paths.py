@@ -31,6 +31,7 @@ def safe_path_component(value: str, what: str, *, inside: str) -> str:
         problem = "contains a control character"
     if problem is not None:
         raise UnsafePathError(
-            f"{what} {value!r} {problem}, so it cannot name a file or folder inside {inside}; rename it"
+            f"{what} {value!r} {problem}, so it cannot name a file or folder inside {inside}; "
+            "rename it"
         )
     return value

@@ -235,8 +235,8 @@ class TaskResult:
     ``scores[split]`` is a list with one dict per hf_subset: the task type's metrics, then
     ``main_score``, ``hf_subset``, ``languages`` and ``mteb_version``. ``date`` is a POSIX
     timestamp. ``task_type`` is not written to disk (mteb does not store it); ``load_results``
-    takes it from the task metadata it is given. ``provenance`` is written as the ``"fastmteb"`` key (None: not written,
-    e.g. a file mteb wrote).
+    takes it from the task metadata it is given. ``provenance`` is written as the ``"fastmteb"``
+    key (None: not written, e.g. a file mteb wrote).
     """
 
     dataset_revision: str
@@ -316,7 +316,7 @@ class TaskResult:
 
     @classmethod
     def from_disk(cls, path: str | os.PathLike[str]) -> TaskResult:
-        """Read a result file (ours or mteb's); ``task_type`` is left None (mteb does not store it)."""
+        """Read a result file (ours or mteb's); ``task_type`` is left None (not on disk)."""
         path = Path(path)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -349,7 +349,9 @@ class TaskResult:
         return float(np.mean(values)) if values else math.nan
 
 
-def _known_meta(task_name: str, known_tasks: Mapping[str, TaskMetadata] | None) -> TaskMetadata | None:
+def _known_meta(
+    task_name: str, known_tasks: Mapping[str, TaskMetadata] | None
+) -> TaskMetadata | None:
     # not ``known_tasks or {}``: the registry's catalogue would list all of mteb to answer bool()
     return None if known_tasks is None else known_tasks.get(task_name)
 
@@ -591,7 +593,8 @@ def compare(
         types: dict[str, str] = {}
         for model_results in results_by_model.values():
             for name, result in model_results.items():
-                types.setdefault(name, result.task_type or _known_type(name, known_tasks) or "Unknown")
+                task_type = result.task_type or _known_type(name, known_tasks)
+                types.setdefault(name, task_type or "Unknown")
         tasks = sorted(types, key=lambda name: (types[name], name))
     return {
         model: summarize(model_results, tasks, known_tasks=known_tasks)

@@ -32,14 +32,15 @@ SOURCES = {"fastmteb": ROOT / "fastmteb", "fastmteb.kernels": ROOT / "kernels" /
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("kernels", ("fastmteb.kernels.*",)),
     # helpers with no knowledge of tasks, models or results
-    ("foundation", ("fastmteb.version", "fastmteb.paths", "fastmteb.prompt_type", "fastmteb.distributed",
-                    "fastmteb.inputs")),
+    ("foundation", ("fastmteb.version", "fastmteb.paths", "fastmteb.prompt_type",
+                    "fastmteb.distributed", "fastmteb.inputs")),
     ("encoding", ("fastmteb.encoding.*",)),
     # task metadata, the task types and the registry of tasks
     ("tasks", ("fastmteb.tasks.*",)),
     # loading a task's rows needs its type's column schema, so data sits above tasks
     ("data", ("fastmteb.data.*",)),
-    ("results", ("fastmteb.results", "fastmteb.provenance", "fastmteb.aggregate", "fastmteb.fallback")),
+    ("results", ("fastmteb.results", "fastmteb.provenance", "fastmteb.aggregate",
+                 "fastmteb.fallback")),
     ("runner", ("fastmteb.runner", "fastmteb.run_extras")),
     ("interfaces", ("fastmteb", "fastmteb.__main__", "fastmteb.cli", "fastmteb.callbacks",
                     "fastmteb.benchmark.*")),
@@ -121,7 +122,8 @@ def layer_of(module: str, layers: tuple[tuple[str, tuple[str, ...]], ...] = LAYE
     for index, (_, patterns) in enumerate(layers):
         for pattern in patterns:
             package = pattern.removesuffix(".*")
-            matches = module == package or (pattern.endswith(".*") and module.startswith(package + "."))
+            below = pattern.endswith(".*") and module.startswith(package + ".")
+            matches = module == package or below
             if matches and (best is None or len(package) > best[0]):
                 best = (len(package), index)
     return None if best is None else best[1]
@@ -190,7 +192,9 @@ def upward_edges(graph: Mapping[str, list[Edge]], layers=LAYERS) -> list[Edge]:
 
 
 def _without_pending(graph: Mapping[str, list[Edge]]) -> dict[str, list[Edge]]:
-    return {m: [e for e in edges if (e.source, e.target) not in PENDING] for m, edges in graph.items()}
+    return {
+        m: [e for e in edges if (e.source, e.target) not in PENDING] for m, edges in graph.items()
+    }
 
 
 def _adjacency(graph: Mapping[str, list[Edge]]) -> dict[str, list[str]]:
@@ -229,7 +233,9 @@ def test_kernels_import_nothing_else_of_fastmteb(graph):
         e for m, edges in graph.items() if m == KERNELS or m.startswith(KERNELS + ".")
         for e in edges if not (e.target == KERNELS or e.target.startswith(KERNELS + "."))
     ]
-    assert not outside, "kernels must know nothing of the rest of fastmteb:\n" + "\n".join(map(str, outside))
+    assert not outside, "kernels must know nothing of the rest of fastmteb:\n" + "\n".join(
+        map(str, outside)
+    )
 
 
 def test_every_pending_edge_still_exists(graph):
@@ -263,11 +269,13 @@ def test_find_cycles_reports_the_cycle_path():
 
 
 def test_imported_names_resolve_relative_imports():
-    tree = ast.parse("from . import a\nfrom ..b import c\nimport p.q\nif T:\n    from .d import e\n")
+    source = "from . import a\nfrom ..b import c\nimport p.q\nif T:\n    from .d import e\n"
+    tree = ast.parse(source)
     assert sorted(_imported_names(tree, "p.x.m", is_package=False)) == [
         ("p.b.c", 2), ("p.q", 3), ("p.x.a", 1), ("p.x.d.e", 5)
     ]
-    assert list(_imported_names(ast.parse("from . import a"), "p.x", is_package=True)) == [("p.x.a", 1)]
+    package_init = ast.parse("from . import a")
+    assert list(_imported_names(package_init, "p.x", is_package=True)) == [("p.x.a", 1)]
 
 
 def test_layer_of_takes_the_most_specific_pattern():

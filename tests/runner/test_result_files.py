@@ -316,7 +316,8 @@ def test_results_take_task_types_only_from_the_metadata_they_are_given(tmp_path)
     known = {"STS12": TaskMetadata(name="STS12", type="STS", hf_path="p", hf_revision="r",
                                    main_score="cosine_spearman")}
     assert results_module.load_results(tmp_path)["org/a"]["STS12"].task_type is None
-    assert results_module.load_results(tmp_path, known_tasks=known)["org/a"]["STS12"].task_type == "STS"
+    typed = results_module.load_results(tmp_path, known_tasks=known)
+    assert typed["org/a"]["STS12"].task_type == "STS"
     one = {"STS12": result("STS12", 0.5)}
     assert results_module.summarize(one).task_types == {"STS12": "Unknown"}
     assert results_module.summarize(one, known_tasks=known).task_types == {"STS12": "STS"}
