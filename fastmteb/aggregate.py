@@ -55,9 +55,9 @@ def mteb_aggregate(item: Any) -> Any | None:
 
         return mteb.get_task(item)
     if hasattr(item, "metadata") and hasattr(item, "eval_splits"):
-        from fastmteb.tasks.mteb_adapter import _is
+        from fastmteb.tasks._mteb_task import has_mteb_base
 
-        return item if _is(item, "aggregate") else None
+        return item if has_mteb_base(item, "AbsTaskAggregate") else None
     return None
 
 
@@ -91,7 +91,8 @@ def from_mteb_result(result: Any, task_type: str | None = None) -> TaskResult:
     data["kg_co2_emissions"] = result.kg_co2_emissions
     out = TaskResult.from_dict(data, source=result.task_name)
     # the scores as mteb holds them (pydantic's JSON dump turns NaN into null), rounded as the file
-    # holds them, so that a resumed run returns the values of a fresh one (as runner._score_task)
+    # holds them, so that a resumed run returns the values of a fresh one (as
+    # fastmteb.runner.prepared._score_task)
     out.scores = {split: [dict(e) for e in entries] for split, entries in result.scores.items()}
     out.scores = out.to_dict(rounded=True)["scores"]
     out.task_type = task_type

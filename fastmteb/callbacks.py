@@ -43,9 +43,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from fastmteb.tasks.types import get_task_type
+from fastmteb.encoding.base import is_encoder
 from fastmteb.encoding.models import weights_digest
-from fastmteb.runner import PreparedRun, TaskFailure, prepare_run
+from fastmteb.runner import Collaborators, PreparedRun, TaskFailure, prepare_run
+from fastmteb.tasks.types import get_task_type
 
 if TYPE_CHECKING:
     from fastmteb.results import TaskResult
@@ -226,11 +227,6 @@ def weights_state(model: Any) -> tuple[Any, ...] | None:
     return versions, weights_digest(module)
 
 
-def _is_encoder(model: Any) -> bool:
-    """A ready fastmteb ``Encoder`` (a SentenceTransformer has no ``group_key``, so it is wrapped)."""
-    return all(hasattr(model, attr) for attr in ("name", "revision", "group_key", "encode"))
-
-
 # ---------------------------------------------------------------------------------------------
 # The core
 
@@ -300,7 +296,8 @@ class TrainingEvaluation:
     ``raise_error``: a task failing raises ``CallbackEvaluationError``; else it is logged and left out.
     ``reuse_unchanged``: a call on the same model object whose weights did not change since the
     previous call (``weights_state``) returns that call's scores without encoding; False: always
-    re-encode.
+    re-encode. ``collaborators``: the registry, loader, model loader and text pool to use
+    (default: fastmteb's, ``fastmteb.runner.Collaborators.default()``).
     """
 
     def __init__(
@@ -320,6 +317,7 @@ class TrainingEvaluation:
         raise_error: bool = True,
         progress: bool = False,
         reuse_unchanged: bool = True,
+        collaborators: Collaborators | None = None,
     ) -> None:
         if tasks is None and benchmark is None:
             raise ValueError("TrainingEvaluation: pass tasks=[names] or benchmark=NAME")
@@ -337,6 +335,7 @@ class TrainingEvaluation:
         self.raise_error = raise_error
         self.progress = progress
         self.reuse_unchanged = reuse_unchanged
+        self.collaborators = collaborators if collaborators is not None else Collaborators.default()
         self.history: list[EvaluationRecord] = []
         self._run: PreparedRun | None = None
         self._model: Any = None
@@ -344,11 +343,9 @@ class TrainingEvaluation:
 
     # -- preparation ------------------------------------------------------------------------
     def _encoder_for(self, model: Any) -> Any:
-        if _is_encoder(model):
+        if is_encoder(model):
             return model
-        from fastmteb.encoding import load_encoder
-
-        return load_encoder(
+        return self.collaborators.load_encoder(
             model,
             device=_model_device(model),
             dtype=self.dtype,
@@ -372,6 +369,7 @@ class TrainingEvaluation:
                 cache_dir=None,  # never a disk cache: the weights change between calls
                 progress=self.progress,
                 raw_transform=self.subsample,
+                collaborators=self.collaborators,
             )
             if self._run.failures:
                 self._report(self._run.failures)

@@ -373,7 +373,7 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
     else:
         metas, skipped = fastmteb.get_tasks(), coverage()[1]
     if args.types:
-        from fastmteb.tasks.base import TASK_TYPES
+        from fastmteb.tasks.types import TASK_TYPES
 
         known = {t.lower(): t for t in TASK_TYPES}
         unknown = [t for t in args.types if t.lower() not in known]

@@ -125,9 +125,11 @@ def finish_extras(
     cache_dir: Any = None,
     progress: bool = False,
     dist: Any = None,
+    fingerprint: str | None = None,
 ) -> None:
     """Score the fallback tasks, then combine the aggregates; results and failures go to
-    ``outcome`` (the runner's ``_Outcome``), files to ``out_dir`` (on the main rank)."""
+    ``outcome`` (the runner's ``Outcome``), files to ``out_dir`` (on the main rank).
+    ``fingerprint``: the encoder's, when the caller has it already (not hashed again)."""
     if not extras:
         return
     from fastmteb import aggregate as agg
@@ -139,7 +141,7 @@ def finish_extras(
         update_run_settings,
         write_model_meta,
     )
-    from fastmteb.runner import _failure
+    from fastmteb.runner.outcome import failure
 
     main = dist is None or dist.is_main
     pool = None
@@ -158,11 +160,13 @@ def finish_extras(
         if pool is None:
             from fastmteb.encoding import TextPool
 
-            pool = TextPool(encoder, cache_dir=cache_dir, progress=progress)
+            pool = TextPool(
+                encoder, cache_dir=cache_dir, progress=progress, fingerprint=fingerprint
+            )
         try:
             result = fb.evaluate_with_mteb(task, encoder, pool=pool)
         except Exception as e:  # noqa: BLE001 - recorded per task, the run goes on
-            outcome.failures.append(_failure(name, "score", e))
+            outcome.failures.append(failure(name, "score", e))
             continue
         if main:
             try:
@@ -173,7 +177,7 @@ def finish_extras(
                 fb.write(result, path)
                 update_run_settings(out_dir, result, {"scored_by": fb.SCORED_BY})
             except Exception as e:  # noqa: BLE001
-                outcome.failures.append(_failure(name, "write", e))
+                outcome.failures.append(failure(name, "write", e))
                 continue
         outcome.results[name] = result
     # Distributed: every rank ran the fallback tasks (their encoding is sharded), but only the
@@ -183,7 +187,7 @@ def finish_extras(
         try:
             result = agg.combine(aggregate, outcome.results.values())
         except Exception as e:  # noqa: BLE001
-            outcome.failures.append(_failure(name, "score", e))
+            outcome.failures.append(failure(name, "score", e))
             continue
         logger.info(
             "%s: combined from %d part(s) by mteb's combine_task_results",
@@ -197,7 +201,7 @@ def finish_extras(
                     out_dir, result, {"aggregate_of": agg.part_names(aggregate)}
                 )
             except Exception as e:  # noqa: BLE001
-                outcome.failures.append(_failure(name, "write", e))
+                outcome.failures.append(failure(name, "write", e))
                 continue
         outcome.results[name] = result
 

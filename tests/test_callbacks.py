@@ -5,6 +5,7 @@ Hugging Face callback in a real ``Trainer`` and the Lightning callback against a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import sys
@@ -17,7 +18,7 @@ import torch
 
 import fastmteb
 import fastmteb.callbacks as callbacks
-import fastmteb.runner as runner
+import fastmteb.runner.prepared as prepared
 from fastmteb.callbacks import (
     MEAN_MAIN_SCORE,
     CallbackEvaluationError,
@@ -27,6 +28,7 @@ from fastmteb.callbacks import (
     TrainingEvaluation,
 )
 from fastmteb.encoding import CallableEncoder
+from fastmteb.runner import Collaborators
 from fastmteb.tasks.registry import get_benchmark, get_task
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -40,6 +42,17 @@ N_CLUSTER_DOCS = 80
 def _clustering_meta():
     """SIB200ClusteringS2S narrowed to eng_Latn, as the bundled fastmteb-mini benchmark has it."""
     return next(m for m in get_benchmark("fastmteb-mini") if m.name == "SIB200ClusteringS2S")
+
+
+def _counting_loads(loads: list[str]) -> Collaborators:
+    """fastmteb's collaborators, with every task loaded appended to ``loads``."""
+    default = Collaborators.default()
+
+    def load_raw(meta, *args, **kwargs):
+        loads.append(meta.name)
+        return default.load_raw(meta, *args, **kwargs)
+
+    return dataclasses.replace(default, load_raw=load_raw)
 
 
 @pytest.fixture(scope="module")
@@ -82,17 +95,16 @@ def trained(small_data_dir, tmp_path_factory):
     tokenized_texts: list[int] = []
     loads: list[str] = []
     original_tokenize = fastmteb.encoding.TorchEncoder.tokenize
-    original_load_raw = runner._load_raw
     mp = pytest.MonkeyPatch()
     mp.setattr(fastmteb.encoding.TorchEncoder, "tokenize",
                lambda self, texts, ctx: tokenized_texts.append(len(texts)) or original_tokenize(self, texts, ctx))
-    mp.setattr(runner, "_load_raw", lambda meta, *a: loads.append(meta.name) or original_load_raw(meta, *a))
 
     evaluator = MTEBEvaluator(
         ["STSBenchmark", _clustering_meta()],
         data_dir=small_data_dir,
         metrics=("main_score", "pearson"),
         history_path=out / "history.jsonl",
+        collaborators=_counting_loads(loads),
     )
     snapshots: list[dict] = []
     original_call = evaluator.evaluation.__class__.__call__
@@ -220,7 +232,7 @@ def test_rng_restored_when_the_evaluation_raises(small_data_dir, monkeypatch):
     def boom(*args):
         raise RuntimeError("scorer exploded")
 
-    monkeypatch.setattr(runner, "_score_unit", boom)
+    monkeypatch.setattr(prepared, "_score_unit", boom)
     with pytest.raises(CallbackEvaluationError, match="scorer exploded"):
         evaluation(module)
     assert module.training and torch.equal(torch.get_rng_state(), state)
@@ -308,11 +320,11 @@ def test_the_first_call_tokenizes_every_text_and_later_calls_only_run_the_model(
     assert sum(tokenized) == len(run.pool) and not record.reused and record.prepared_seconds == 0.0
 
 
-def test_a_new_model_object_reuses_prepared_data(small_data_dir, monkeypatch):
+def test_a_new_model_object_reuses_prepared_data(small_data_dir):
     loads: list[str] = []
-    original = runner._load_raw
-    monkeypatch.setattr(runner, "_load_raw", lambda meta, *a: loads.append(meta.name) or original(meta, *a))
-    evaluation = TrainingEvaluation(["STSBenchmark"], data_dir=small_data_dir)
+    evaluation = TrainingEvaluation(
+        ["STSBenchmark"], data_dir=small_data_dir, collaborators=_counting_loads(loads)
+    )
     a = evaluation(CallableEncoder(bag_of_words, name="bow"))
     b = evaluation(CallableEncoder(lambda t: -bag_of_words(t), name="neg"))
     assert loads == ["STSBenchmark"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Any, Hashable, Mapping, Protocol, Sequence, runtime_checkable
 
@@ -60,3 +61,18 @@ class TokenizingEncoder(Encoder, Protocol):
     def encode_tokenized(
         self, token_ids: Sequence[np.ndarray], ctx: EncodeContext, *, progress: bool = False, stats: Any = None
     ) -> np.ndarray: ...
+
+
+_ENCODER_MEMBERS = ("name", "revision", "fingerprint", "group_key", "encode")
+
+
+def is_encoder(obj: Any) -> bool:
+    """True for a ready ``Encoder``: it has every member of the protocol (a SentenceTransformer,
+    a plain callable or an mteb-protocol model lacks some, and is wrapped by ``load_encoder``).
+
+    Looked up without running properties: a torch encoder's ``fingerprint`` hashes its weights.
+    """
+    missing = object()
+    return all(
+        inspect.getattr_static(obj, member, missing) is not missing for member in _ENCODER_MEMBERS
+    )

@@ -45,12 +45,15 @@ class TextPool:
         spill_dir: str | Path | None = None,
         spill_dtype: str = "float32",
         cache_shard_rows: int | None = None,
+        fingerprint: str | None = None,
     ) -> None:
         """``cache_dir``: verified on-disk embedding cache (``fastmteb.encoding.cache``), used only
         for an encoder whose ``fingerprint`` is not None (a callable or mteb-protocol model needs
         a user-given one, see ``CallableEncoder``); otherwise it is ignored with a
         ``CacheDisabledWarning``. ``cache_shard_rows``: rows per cache shard (None: ``shard_rows``
         of the embedding size, about 32 MiB of vectors; times the world size under torchrun).
+        ``fingerprint``: ``encoder.fingerprint`` when the caller has it already (hashing a torch
+        model's weights takes a while); used until ``reset_embeddings`` (the weights may change).
 
         ``max_embedding_memory`` (bytes, or "2GB"/"512MiB"; None = no limit): past it the
         vectors live in a spill file (``fastmteb.encoding.store``) in ``spill_dir`` (default
@@ -76,6 +79,7 @@ class TextPool:
         self._done = np.zeros(0, dtype=bool)
         self._encoded_last = np.zeros(0, dtype=bool)  # entries the last embeddings() call encoded
         self._cache: EmbeddingCache | None = None
+        self._known_fingerprint = fingerprint
         self._cache_disabled_warned = False
         if cache_shard_rows is not None and cache_shard_rows < 1:
             raise ValueError(f"cache_shard_rows must be >= 1, got {cache_shard_rows}")
@@ -126,11 +130,12 @@ class TextPool:
         """Forget computed vectors (e.g. after a weight update) but keep texts and token ids."""
         self._done[:] = False
         self._cache = None
+        self._known_fingerprint = None
 
     def _disk_cache(self) -> EmbeddingCache | None:
         if self.cache_dir is None:
             return None
-        fingerprint = self.encoder.fingerprint
+        fingerprint = self._known_fingerprint or self.encoder.fingerprint
         if fingerprint is None:
             if not self._cache_disabled_warned:
                 self._cache_disabled_warned = True

@@ -31,6 +31,7 @@ from fastmteb.tasks._common import (
     split_rows,
     training_splits,
 )
+from fastmteb.tasks._mteb_task import MtebTaskReader
 from fastmteb.tasks.base import TaskMetadata, TextRequest
 
 
@@ -63,14 +64,27 @@ def average_experiments(per_experiment: list[dict[str, Any]], *, skip_none: bool
     return out
 
 
-class SupervisedProbe(RowType):
+class SupervisedProbe(RowType, MtebTaskReader):
     """A type scored by models fitted on embedded training rows (see the module docstring).
 
     Subclasses set ``target_column`` and implement ``sample_experiments``, ``fit_predict`` and
     ``metrics``; ``check_eval_targets`` may reject data mteb would fail on late.
+    ``mteb_sample_size`` names mteb's class attribute that sizes the training sample.
     """
 
     target_column: str
+    mteb_sample_size = "samples_per_label"
+
+    def mteb_params(self, task: Any) -> dict[str, Any]:
+        p = {
+            self.mteb_sample_size: getattr(task, self.mteb_sample_size),
+            "n_experiments": task.n_experiments,
+            "train_split": task.train_split,
+            "is_cross_validation": task.is_cross_validation,
+        }
+        if task.is_cross_validation:
+            p["n_splits"] = task.n_splits
+        return p
 
     def sample_experiments(self, meta: TaskMetadata, targets: list[list[Any]]) -> list[list[int]]:
         """Rows each experiment trains on, in mteb's order: ``targets[i]`` are the targets

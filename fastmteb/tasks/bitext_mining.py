@@ -16,6 +16,7 @@ import numpy as np
 
 from fastmteb import kernels
 from fastmteb.tasks._common import RowType, TaskTypeError, column, embedding, param, split_rows
+from fastmteb.tasks._mteb_task import MtebTaskReader, renamed_sentence_pair
 from fastmteb.tasks.base import TaskMetadata, TextRequest
 
 
@@ -26,14 +27,21 @@ class BitextPrepared:
     gold: np.ndarray  # int64 [len(sentence1)]: index into sentence2 of the true translation
 
 
-class BitextMining(RowType):
+class BitextMining(RowType, MtebTaskReader):
     columns = {"sentence1": "str", "sentence2": "str"}
+    name = "BitextMining"
+    mteb_abstasks = ("AbsTaskBitextMining",)
+
+    def mteb_params(self, task: Any) -> dict[str, Any]:
+        return {"parallel_subsets": task.parallel_subsets}
+
+    def mteb_renamed_columns(self, task: Any) -> dict[str, str]:
+        return renamed_sentence_pair(task)
 
     def schema(self, meta: TaskMetadata, subset: str) -> dict[str, str]:
         if param(meta, "parallel_subsets", False):  # the subset "xx-yy" names the two columns
             return {column: "str" for column in subset.split("-", 1)}
         return dict(self.columns)
-    name = "BitextMining"
 
     def prepare(self, meta: TaskMetadata, raw: Mapping[str, Any], split: str, subset: str) -> BitextPrepared:
         rows = split_rows(meta, raw, split)

@@ -92,6 +92,9 @@ class Classification(SupervisedProbe):
     name = "Classification"
     columns = {"text": "str", "label": "label"}
     target_column = "label"
+    mteb_abstasks = ("AbsTaskClassification",)
+    mteb_model = ("LogisticRegression", {"max_iter": 100})
+    mteb_columns = {"text": ("input_column_name", "text"), "label": ("label_column_name", "label")}
 
     def sample_experiments(self, meta: TaskMetadata, targets: list[list[Any]]) -> list[list[int]]:
         # mteb carries the shuffled order from one experiment (or fold) to the next unchanged
@@ -120,6 +123,15 @@ class MultilabelClassification(SupervisedProbe):
     columns = {"text": "str", "label": "list"}
     name = "MultilabelClassification"
     target_column = "label"
+    mteb_abstasks = ("AbsTaskMultilabelClassification",)
+    mteb_model = ("KNeighborsClassifier", {"n_neighbors": 5})
+    mteb_columns = Classification.mteb_columns
+
+    def mteb_params(self, task: Any) -> dict[str, Any]:
+        p = super().mteb_params(task)
+        if task.max_eval_samples != 3000:  # mteb's default
+            p["max_eval_samples"] = task.max_eval_samples
+        return p
 
     def prepare(self, meta: TaskMetadata, raw: Mapping[str, Any], split: str, subset: str) -> ProbePrepared:
         """Train rows per experiment drawn with one stateful ``default_rng(42)`` (a fresh one per

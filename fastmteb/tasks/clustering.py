@@ -32,6 +32,7 @@ from fastmteb.tasks._common import (
     param,
     split_rows,
 )
+from fastmteb.tasks._mteb_task import MtebTaskReader, has_mteb_base, own_definition, source_contains
 from fastmteb.tasks.base import TaskMetadata, TextRequest
 
 
@@ -51,14 +52,36 @@ class LegacyClusteringPrepared:
     sets: list[tuple[int, int, list[Any]] | None]  # per set: (start, end, labels) or None if <= 1 label
 
 
-class Clustering(RowType):
+class Clustering(RowType, MtebTaskReader):
     columns = {"sentences": "str", "labels": "labels"}
+    name = "Clustering"
+    mteb_abstasks = ("AbsTaskClustering", "AbsTaskClusteringLegacy")
+    mteb_columns = {
+        "sentences": ("input_column_name", "sentences"),
+        "labels": ("label_column_name", "labels"),
+    }
+
+    def mteb_params(self, task: Any) -> dict[str, Any]:
+        if not has_mteb_base(task, "AbsTaskClustering"):
+            return {"clustering": "legacy"}
+        fraction = task.max_fraction_of_documents_to_embed
+        transform = own_definition(task, "dataset_transform")
+        if transform is not None and source_contains(transform, "max_fraction_of_documents_to_embed = None"):
+            fraction = None  # the transform resets it after loading
+        return {
+            "clustering": "fast",
+            "max_fraction_of_documents_to_embed": fraction,
+            "max_document_to_embed": task.max_document_to_embed,
+            "max_documents_per_cluster": task.max_documents_per_cluster,
+            "n_clusters": task.n_clusters,
+            "k_mean_batch_size": task.k_mean_batch_size,
+            "max_depth": task.max_depth,
+        }
 
     def schema(self, meta: TaskMetadata, subset: str) -> dict[str, str]:
         if param(meta, "clustering", "fast") == "legacy":  # one row per cluster set
             return {"sentences": "list[str]", "labels": "list"}
         return dict(self.columns)
-    name = "Clustering"
 
     def prepare(self, meta: TaskMetadata, raw: Mapping[str, Any], split: str, subset: str) -> Any:
         rows = split_rows(meta, raw, split)

@@ -5,7 +5,9 @@
 What a task *is* (name, type, dataset path and revision, splits, subsets, languages, main score,
 prompts) comes from ``task.metadata``; the type parameters (``samples_per_label``, ``k_values``,
 ``ignore_identical_ids``, ``min_score``/``max_score``, the clustering limits, ``input1/2_prompt_type``,
-``abstask_prompt``, ...) from the task's class attributes, with mteb's names. The evaluated splits
+``abstask_prompt``, ...) from the task's class attributes, with mteb's names: the type object
+that scores the task's class reads them (``mteb_params``, ``mteb_renamed_columns``, see
+``fastmteb.tasks._mteb_task.MtebTaskReader``), so no type is named here. The evaluated splits
 and subsets are the *object's* (``task.eval_splits``, ``task.hf_subsets``), so a task taken from a
 ``mteb.Benchmark`` or narrowed with ``filter_languages`` / ``filter_eval_splits`` keeps that
 narrowing.
@@ -16,16 +18,16 @@ uses (``FASTMTEB_TRANSFORMS``: those tasks load without mteb, fastest), local-fo
 (``TaskMetadata.mteb_loader``: a custom loader, a ``dataset_transform`` fastmteb does not
 re-implement, or extra ``load_dataset`` arguments).
 
-Importing this module does not import mteb; the functions that need it import it when called.
+Nothing here imports mteb: mteb's classes are recognised by name in the task's MRO.
 """
 
 from __future__ import annotations
 
-import inspect
-from functools import lru_cache
 from typing import Any
 
-from fastmteb.tasks.base import TASK_TYPES, TaskMetadata
+from fastmteb.tasks._mteb_task import has_mteb_base, own_definition
+from fastmteb.tasks.base import TaskMetadata
+from fastmteb.tasks.types import TASK_TYPE_OBJECTS, mteb_task_type, type_of_mteb_class
 
 __all__ = [
     "AGGREGATE_REASON",
@@ -45,7 +47,8 @@ __all__ = [
 AGGREGATE_REASON = "aggregate task"
 EVALUATION_ONLY_REASONS = (
     "the task replaces mteb's evaluation with its own",
-    "main score ",  # a task-specific metric fastmteb does not compute
+    # a task-specific metric fastmteb does not compute (the type's ``mteb_unsupported_reason``)
+    "main score ",
 )
 
 # Tasks whose ``dataset_transform`` fastmteb re-implements (fastmteb.data.transforms.TRANSFORMS).
@@ -76,34 +79,6 @@ LOCAL_OVERRIDES: dict[str, dict[str, Any]] = {
     "MasakhaNEWSClusteringP2P": {"params": {"local_root_subset": "eng"}},
 }
 
-# mteb's canonical column names per type; a task whose class names others gets them renamed.
-_COLUMN_ATTRS: dict[str, dict[str, tuple[str, str]]] = {
-    # type: {canonical column: (class attribute, mteb default)}
-    "Classification": {
-        "text": ("input_column_name", "text"),
-        "label": ("label_column_name", "label"),
-    },
-    "MultilabelClassification": {
-        "text": ("input_column_name", "text"),
-        "label": ("label_column_name", "label"),
-    },
-    "Clustering": {
-        "sentences": ("input_column_name", "sentences"),
-        "labels": ("label_column_name", "labels"),
-    },
-    "PairClassification": {
-        "sentence1": ("input1_column_name", "sentence1"),
-        "sentence2": ("input2_column_name", "sentence2"),
-        "labels": ("label_column_name", "labels"),
-    },
-    "Summarization": {
-        "text": ("text_column_name", "text"),
-        "human_summaries": ("human_summaries_column_name", "human_summaries"),
-        "machine_summaries": ("machine_summaries_column_name", "machine_summaries"),
-        "relevance": ("relevancy_column_name", "relevance"),
-    },
-}
-
 # Methods of a task's own class (not mteb's abstract bases) that change how its data loads.
 _LOADING_METHODS = (
     "load_data",
@@ -119,88 +94,25 @@ class UnsupportedTaskError(ValueError):
     """An mteb task fastmteb cannot run (the message says why)."""
 
 
-def _task_classes(task: Any) -> list[type]:
-    """The task's own classes in its MRO, before mteb's abstract task classes."""
-    return [
-        c
-        for c in type(task).__mro__
-        if c is not object
-        and not c.__module__.startswith("mteb.abstasks")
-        and c.__module__ != "abc"
-    ]
-
-
-def _overrides(task: Any, name: str) -> Any:
-    """The task's own definition of ``name`` (None when only mteb's base classes define it)."""
-    for cls in _task_classes(task):
-        if name in cls.__dict__:
-            return cls.__dict__[name]
-    return None
-
-
-def _source_contains(func: Any, text: str) -> bool:
-    try:
-        return text in inspect.getsource(func)
-    except (OSError, TypeError):
-        return False
-
-
-@lru_cache(maxsize=1)
-def _bases() -> dict[str, type]:
-    from mteb.abstasks.aggregated_task import AbsTaskAggregate
-    from mteb.abstasks.classification import AbsTaskClassification
-    from mteb.abstasks.clustering import AbsTaskClustering
-    from mteb.abstasks.clustering_legacy import AbsTaskClusteringLegacy
-    from mteb.abstasks.multilabel_classification import AbsTaskMultilabelClassification
-    from mteb.abstasks.pair_classification import AbsTaskPairClassification
-    from mteb.abstasks.regression import AbsTaskRegression
-    from mteb.abstasks.retrieval import AbsTaskRetrieval
-    from mteb.abstasks.sts import AbsTaskSTS
-    from mteb.abstasks.text.bitext_mining import AbsTaskBitextMining
-    from mteb.abstasks.text.summarization import AbsTaskSummarization
-
-    return {
-        "aggregate": AbsTaskAggregate,
-        "retrieval": AbsTaskRetrieval,
-        "multilabel": AbsTaskMultilabelClassification,
-        "regression": AbsTaskRegression,
-        "classification": AbsTaskClassification,
-        "clustering": AbsTaskClustering,
-        "clustering_legacy": AbsTaskClusteringLegacy,
-        "pair": AbsTaskPairClassification,
-        "sts": AbsTaskSTS,
-        "bitext": AbsTaskBitextMining,
-        "summarization": AbsTaskSummarization,
-    }
-
-
-def _is(task: Any, base: str) -> bool:
-    """``isinstance(task, <mteb base class>)`` by the MRO: ABC instance checks over mteb's ~1,500
-    task classes take seconds, this takes microseconds."""
-    return _bases()[base] in type(task).__mro__
-
-
 def unsupported_reason(task: Any) -> str | None:
     """Why fastmteb cannot run ``task`` (None when it can)."""
     m = task.metadata
-    if _is(task, "aggregate"):
+    if has_mteb_base(task, "AbsTaskAggregate"):
         return (
             f"{AGGREGATE_REASON} (its score is the mean of other tasks' results: fastmteb.evaluate "
             "runs its parts and combines them; elsewhere run the parts)"
         )
-    if m.type not in TASK_TYPES:
+    if m.type not in TASK_TYPE_OBJECTS:
         return f"task type {m.type!r} is not scored by fastmteb yet"
     if list(m.modalities) != ["text"]:
         return f"modalities {list(m.modalities)}: fastmteb encodes text only"
-    if _overrides(task, "_evaluate_subset") is not None or _overrides(task, "evaluate") is not None:
+    if own_definition(task, "_evaluate_subset") is not None or own_definition(task, "evaluate") is not None:
         return (
             f"{EVALUATION_ONLY_REASONS[0]} (_evaluate_subset): fastmteb.evaluate "
             "scores it with mteb's evaluator and fastmteb's embeddings"
         )
-    if _is(task, "retrieval") and m.main_score not in _retrieval_keys(task):
-        metric = f"{m.main_score!r} is a task-specific metric fastmteb does not compute"
-        return f"{EVALUATION_ONLY_REASONS[1]}{metric}"
-    return None
+    task_type = type_of_mteb_class(task)
+    return None if task_type is None else task_type.mteb_unsupported_reason(task)
 
 
 def evaluate_runs_beside(reason: str | None) -> bool:
@@ -209,134 +121,20 @@ def evaluate_runs_beside(reason: str | None) -> bool:
     return reason is not None and reason.startswith((AGGREGATE_REASON, *EVALUATION_ONLY_REASONS))
 
 
-def _retrieval_keys(task: Any) -> set[str]:
-    """The score keys fastmteb's retrieval scorer can give this task."""
-    keys = {
-        f"{family}_at_{k}"
-        for family in ("ndcg", "map", "recall", "precision", "mrr", "hit_rate")
-        for k in task.k_values
-    }
-    keys |= {f"max_over_subqueries_{key}" for key in keys} | {"accuracy"}
-    kind = _task_scores_kind(_overrides(task, "task_specific_scores"))
-    keys |= {key for _, k, key in _TASK_SCORE_MARKERS if k == kind}
-    return keys
-
-
-_TASK_SCORE_MARKERS = (
-    # (text in the task's task_specific_scores source, fastmteb's scorer, the score key it adds)
-    ("evaluate_p_mrr_change", "p_mrr", "p-MRR"),
-    ("robustness_at_10", "robustness_at_10", "robustness_at_10"),
-    ("paired_accuracy", "paired_accuracy", "paired_accuracy"),
-)
-
-
-def _task_scores_kind(extra: Any) -> str | None:
-    if extra is not None:
-        for marker, kind, _ in _TASK_SCORE_MARKERS:
-            if _source_contains(extra, marker):
-                return kind
-    return None
-
-
 def _type_params(task: Any) -> dict[str, Any]:
-    """The type parameters fastmteb's scorers read, with mteb's attribute names and values."""
-    m = task.metadata
+    """The type parameters fastmteb's scorers read, with mteb's attribute names and values: those
+    of the type that scores the task's class, then the ones every task has."""
+    task_type = type_of_mteb_class(task)
     p: dict[str, Any] = {}
-    if _is(task, "retrieval"):
-        p.update(
-            ignore_identical_ids=task.ignore_identical_ids,
-            k_values=tuple(task.k_values),
-            skip_first_result=task.skip_first_result,
-        )
-        if m.main_score.startswith("max_over_subqueries"):
-            p["max_over_subqueries"] = True
-        extra = _overrides(task, "task_specific_scores")
-        kind = _task_scores_kind(extra)
-        if kind is not None:
-            p["task_specific_scores"] = kind
-        elif extra is not None and not p.get("max_over_subqueries"):
-            # metrics of this task's own (e.g. capped recall, level scores): its own hook is
-            # called with fastmteb's results (fastmteb.tasks.task_scores_bridge)
-            p["task_specific_scores"] = "mteb_hook"
-    elif _is(task, "classification"):  # multilabel and regression (a subclass) included
-        # the sampler's size: rows per label, or rows in all for a regression
-        if _is(task, "regression"):
-            p["n_samples"] = task.n_samples
-        else:
-            p["samples_per_label"] = task.samples_per_label
-        p.update(
-            n_experiments=task.n_experiments,
-            train_split=task.train_split,
-            is_cross_validation=task.is_cross_validation,
-        )
-        if task.is_cross_validation:
-            p["n_splits"] = task.n_splits
-        if _is(task, "multilabel") and task.max_eval_samples != 3000:
-            p["max_eval_samples"] = task.max_eval_samples
-    elif _is(task, "clustering"):
-        fraction = task.max_fraction_of_documents_to_embed
-        transform = _overrides(task, "dataset_transform")
-        if transform is not None and _source_contains(
-            transform, "max_fraction_of_documents_to_embed = None"
-        ):
-            fraction = None  # the transform resets it after loading
-        p.update(
-            clustering="fast",
-            max_fraction_of_documents_to_embed=fraction,
-            max_document_to_embed=task.max_document_to_embed,
-            max_documents_per_cluster=task.max_documents_per_cluster,
-            n_clusters=task.n_clusters,
-            k_mean_batch_size=task.k_mean_batch_size,
-            max_depth=task.max_depth,
-        )
-    elif _is(task, "clustering_legacy"):
-        p["clustering"] = "legacy"
-    elif _is(task, "pair"):
-        p.update(
-            input1_prompt_type=_plain(task.input1_prompt_type),
-            input2_prompt_type=_plain(task.input2_prompt_type),
-        )
-    elif _is(task, "sts") or _is(task, "summarization"):
-        p.update(min_score=task.min_score, max_score=task.max_score)
-        if _is(task, "sts"):
-            for attr in ("input1_prompt_type", "input2_prompt_type"):
-                if getattr(task, attr, None) is not None:
-                    p[attr] = _plain(getattr(task, attr))
-    elif _is(task, "bitext"):
-        p["parallel_subsets"] = task.parallel_subsets
-    columns = _renamed_columns(task, m.type)
-    if columns:
-        p["columns"] = columns
+    if task_type is not None:
+        p.update(task_type.mteb_params(task))
+        columns = task_type.mteb_renamed_columns(task)
+        if columns:
+            p["columns"] = columns
     if getattr(task, "fast_loading", False):
         p["fast_loading"] = True
     p["abstask_prompt"] = getattr(task, "abstask_prompt", None)
     return p
-
-
-def _plain(value: Any) -> Any:
-    """mteb's ``PromptType.query`` -> "query" (fastmteb's prompt types are plain strings)."""
-    return getattr(value, "value", value)
-
-
-def _renamed_columns(task: Any, type_name: str) -> dict[str, str]:
-    """{canonical column: the task's column} where the task's class names another column."""
-    out: dict[str, str] = {}
-    attrs = dict(_COLUMN_ATTRS.get(type_name, {}))
-    if type_name in ("STS", "BitextMining"):
-        names = getattr(task, "column_names", None)
-        if names is None and type_name == "BitextMining":
-            names = ("sentence1", "sentence2")
-        if isinstance(names, (tuple, list)) and len(names) == 2:
-            for canonical, actual in zip(("sentence1", "sentence2"), names, strict=True):
-                if isinstance(actual, str) and actual != canonical:
-                    out[canonical] = actual
-        if type_name == "STS":
-            attrs = {}
-    for canonical, (attr, default) in attrs.items():
-        actual = getattr(task, attr, default)
-        if isinstance(actual, str) and actual != default:
-            out[canonical] = actual
-    return out
 
 
 def needs_mteb_loader(task: Any) -> bool:
@@ -346,7 +144,7 @@ def needs_mteb_loader(task: Any) -> bool:
         return True  # extra load_dataset arguments (config name, split, trust_remote_code)
     if name in FASTMTEB_TRANSFORMS:
         return False
-    return any(_overrides(task, method) is not None for method in _LOADING_METHODS)
+    return any(own_definition(task, method) is not None for method in _LOADING_METHODS)
 
 
 def metadata_from_task(task: Any) -> TaskMetadata:
@@ -360,8 +158,6 @@ def metadata_from_task(task: Any) -> TaskMetadata:
     languages = {s: tuple(langs[s]) for s in hf_subsets if s in langs}
     override = LOCAL_OVERRIDES.get(m.name, {})
     params = {**_type_params(task), **override.get("params", {})}
-    from fastmteb.tasks.types import mteb_task_type
-
     return TaskMetadata(
         name=m.name,
         # by the task's class, as mteb chooses its evaluation (not always metadata.type)

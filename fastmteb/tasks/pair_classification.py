@@ -16,6 +16,7 @@ import numpy as np
 
 from fastmteb import kernels
 from fastmteb.tasks._common import RowType, column, embedding, paired_scores, param, split_rows
+from fastmteb.tasks._mteb_task import MtebTaskReader, plain
 from fastmteb.tasks.base import TaskMetadata, TextRequest
 
 # (name, higher score = more similar), in mteb's report order
@@ -37,8 +38,21 @@ class PairPrepared:
     prompt_types: tuple[Any, Any]
 
 
-class PairClassification(RowType):
+class PairClassification(RowType, MtebTaskReader):
     columns = {"sentence1": "str", "sentence2": "str", "labels": "binary"}
+    name = "PairClassification"
+    mteb_abstasks = ("AbsTaskPairClassification",)
+    mteb_columns = {
+        "sentence1": ("input1_column_name", "sentence1"),
+        "sentence2": ("input2_column_name", "sentence2"),
+        "labels": ("label_column_name", "labels"),
+    }
+
+    def mteb_params(self, task: Any) -> dict[str, Any]:
+        return {
+            "input1_prompt_type": plain(task.input1_prompt_type),
+            "input2_prompt_type": plain(task.input2_prompt_type),
+        }
 
     def normalise(self, meta: TaskMetadata, splits: Any) -> Any:
         """Local files name the pair label ``label``; mteb's datasets name it ``labels``."""
@@ -54,7 +68,6 @@ class PairClassification(RowType):
 
             return Dataset.from_dict(rows[0])
         return rows
-    name = "PairClassification"
 
     def prepare(self, meta: TaskMetadata, raw: Mapping[str, Any], split: str, subset: str) -> PairPrepared:
         rows = split_rows(meta, raw, split)

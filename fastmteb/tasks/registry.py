@@ -28,7 +28,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from fastmteb.tasks.base import TASK_TYPES, TaskMetadata
+from fastmteb.tasks.base import TaskMetadata
 
 __all__ = [
     "BENCHMARKS",
@@ -173,7 +173,8 @@ def _cache_file() -> Path | None:
         return None
     here = Path(__file__).parent  # the code that derives and (de)serialises the entries
     sources = b"".join(
-        (here / f).read_bytes() for f in ("mteb_adapter.py", "base.py", "registry.py", "types.py")
+        # the adapter asks every type module (mteb_params, ...), so all of them are in the key
+        path.read_bytes() for path in sorted(here.glob("*.py"))
     )
     key = hashlib.sha256(sources).hexdigest()[:12]
     root = (
@@ -279,6 +280,9 @@ def get_task(task: str | TaskMetadata | Any) -> TaskMetadata:
     mteb task object (its narrowing kept) or a ``TaskMetadata``. Unknown names and tasks fastmteb
     cannot run raise ``UnknownTaskError`` (a ValueError) saying why."""
     if isinstance(task, TaskMetadata):
+        from fastmteb.tasks.types import get_task_type
+
+        get_task_type(task.type)  # an unknown type fails here, naming close matches
         return task
     if isinstance(task, str):
         if task in FASTMTEB_TASKS:
@@ -293,6 +297,8 @@ def get_task(task: str | TaskMetadata | Any) -> TaskMetadata:
 
 
 def _check_types(types: Iterable[str]) -> set[str]:
+    from fastmteb.tasks.types import TASK_TYPES
+
     wanted = set(types)
     unknown_types = wanted - set(TASK_TYPES)
     if unknown_types:

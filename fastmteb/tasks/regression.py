@@ -100,6 +100,10 @@ class Regression(SupervisedProbe):
     name = "Regression"
     columns = {"text": "str", "value": "number"}
     target_column = "value"
+    mteb_abstasks = ("AbsTaskRegression",)
+    mteb_model = ("LinearRegression", {})
+    mteb_columns = {"text": ("input_column_name", "text"), "value": ("label_column_name", "value")}
+    mteb_sample_size = "n_samples"
 
     def sample_experiments(self, meta: TaskMetadata, targets: list[list[Any]]) -> list[list[int]]:
         # each experiment (or fold) draws with its own seed: no random stream is shared

@@ -28,6 +28,7 @@ from fastmteb import kernels
 from fastmteb.kernels import Communicator, QrelsCSR
 from fastmteb.tasks._common import TaskTypeError, column, param, string_order_rank
 from fastmteb.tasks._conversation import conversation_texts, is_conversation
+from fastmteb.tasks._mteb_task import MtebTaskReader, own_definition, source_contains
 from fastmteb.tasks.base import TaskMetadata, TextRequest
 
 _ABSTENTION_RATES = np.linspace(0, 1, 11)[:-1]
@@ -71,8 +72,8 @@ class RetrievalPrepared:
     hook_context: Any = None  # task_scores == "mteb_hook": task_scores_bridge.HookContext
 
 
-class Retrieval:
-    """One object serves the three retrieval-family types; ``name`` is the type it was made for."""
+class Retrieval(MtebTaskReader):
+    """One object serves the retrieval-family types; ``name`` is the type it was made for."""
 
     # Runner flag: queries/corpus/qrels data, corpus-sharded search (scored on every rank).
     retrieval = True
@@ -81,8 +82,59 @@ class Retrieval:
     # max_embedding_memory): kernels.sharded_topk streams the corpus from it block by block
     lazy_requests = ("corpus",)
 
+    mteb_abstasks = ("AbsTaskRetrieval",)
+    # (text in a task's own task_specific_scores source, fastmteb's scorer, the score key it adds)
+    mteb_task_score_markers = (
+        ("evaluate_p_mrr_change", "p_mrr", "p-MRR"),
+        ("robustness_at_10", "robustness_at_10", "robustness_at_10"),
+        ("paired_accuracy", "paired_accuracy", "paired_accuracy"),
+    )
+
     def __init__(self, name: str = "Retrieval") -> None:
         self.name = name
+
+    def mteb_params(self, task: Any) -> dict[str, Any]:
+        p: dict[str, Any] = {
+            "ignore_identical_ids": task.ignore_identical_ids,
+            "k_values": tuple(task.k_values),
+            "skip_first_result": task.skip_first_result,
+        }
+        if task.metadata.main_score.startswith("max_over_subqueries"):
+            p["max_over_subqueries"] = True
+        extra = own_definition(task, "task_specific_scores")
+        kind = self._mteb_task_scores_kind(extra)
+        if kind is not None:
+            p["task_specific_scores"] = kind
+        elif extra is not None and not p.get("max_over_subqueries"):
+            # metrics of this task's own (e.g. capped recall, level scores): its own hook is
+            # called with fastmteb's results (fastmteb.tasks.task_scores_bridge)
+            p["task_specific_scores"] = "mteb_hook"
+        return p
+
+    def mteb_unsupported_reason(self, task: Any) -> str | None:
+        main_score = task.metadata.main_score
+        if main_score not in self._mteb_score_keys(task):
+            return f"main score {main_score!r} is a task-specific metric fastmteb does not compute"
+        return None
+
+    def _mteb_score_keys(self, task: Any) -> set[str]:
+        """The score keys fastmteb's retrieval scorer can give this task."""
+        keys = {
+            f"{family}_at_{k}"
+            for family in ("ndcg", "map", "recall", "precision", "mrr", "hit_rate")
+            for k in task.k_values
+        }
+        keys |= {f"max_over_subqueries_{key}" for key in keys} | {"accuracy"}
+        kind = self._mteb_task_scores_kind(own_definition(task, "task_specific_scores"))
+        keys |= {key for _, k, key in self.mteb_task_score_markers if k == kind}
+        return keys
+
+    def _mteb_task_scores_kind(self, extra: Any) -> str | None:
+        if extra is not None:
+            for marker, kind, _ in self.mteb_task_score_markers:
+                if source_contains(extra, marker):
+                    return kind
+        return None
 
     def prepare(self, meta: TaskMetadata, raw: Mapping[str, Any], split: str, subset: str) -> RetrievalPrepared:
         for part in ("corpus", "queries", "qrels"):

@@ -14,6 +14,7 @@ import numpy as np
 
 from fastmteb import kernels
 from fastmteb.tasks._common import RowType, column, embedding, paired_scores, param, split_rows
+from fastmteb.tasks._mteb_task import MtebTaskReader, plain, renamed_sentence_pair
 from fastmteb.tasks.base import TaskMetadata, TextRequest
 
 
@@ -25,9 +26,20 @@ class STSPrepared:
     prompt_types: tuple[Any, Any]
 
 
-class STS(RowType):
+class STS(RowType, MtebTaskReader):
     columns = {"sentence1": "str", "sentence2": "str", "score": "number"}
     name = "STS"
+    mteb_abstasks = ("AbsTaskSTS",)
+
+    def mteb_params(self, task: Any) -> dict[str, Any]:
+        p = {"min_score": task.min_score, "max_score": task.max_score}
+        for attr in ("input1_prompt_type", "input2_prompt_type"):
+            if getattr(task, attr, None) is not None:
+                p[attr] = plain(getattr(task, attr))
+        return p
+
+    def mteb_renamed_columns(self, task: Any) -> dict[str, str]:
+        return renamed_sentence_pair(task)
 
     def prepare(self, meta: TaskMetadata, raw: Mapping[str, Any], split: str, subset: str) -> STSPrepared:
         rows = split_rows(meta, raw, split)

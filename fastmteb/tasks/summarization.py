@@ -18,6 +18,7 @@ import torch
 
 from fastmteb import kernels
 from fastmteb.tasks._common import RowType, column, embedding, param, split_rows
+from fastmteb.tasks._mteb_task import MtebTaskReader
 from fastmteb.tasks.base import TaskMetadata, TextRequest
 
 
@@ -34,7 +35,7 @@ def _offsets(lists: list[list[Any]]) -> np.ndarray:
     return np.concatenate([[0], np.cumsum([len(x) for x in lists])]).astype(np.int64)
 
 
-class Summarization(RowType):
+class Summarization(RowType, MtebTaskReader):
     columns = {
         "text": "str",
         "human_summaries": "list[str]",
@@ -42,6 +43,16 @@ class Summarization(RowType):
         "relevance": "list[number]",
     }
     name = "Summarization"
+    mteb_abstasks = ("AbsTaskSummarization",)
+    mteb_columns = {
+        "text": ("text_column_name", "text"),
+        "human_summaries": ("human_summaries_column_name", "human_summaries"),
+        "machine_summaries": ("machine_summaries_column_name", "machine_summaries"),
+        "relevance": ("relevancy_column_name", "relevance"),
+    }
+
+    def mteb_params(self, task: Any) -> dict[str, Any]:
+        return {"min_score": task.min_score, "max_score": task.max_score}
 
     def prepare(
         self, meta: TaskMetadata, raw: Mapping[str, Any], split: str, subset: str

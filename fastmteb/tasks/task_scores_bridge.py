@@ -12,7 +12,7 @@ mteb's ``AbsTaskRetrieval._evaluate_subset`` ends with::
     )
 
 and appends what it returns to the score dict. fastmteb recognises three hooks and computes them
-itself (p-MRR, robustness@10, paired accuracy: ``mteb_adapter._TASK_SCORE_MARKERS``); for every other
+itself (p-MRR, robustness@10, paired accuracy: ``Retrieval.mteb_task_score_markers``); for every other
 hook (LMEB's capped recall, IFIR's level scores, ...) the retrieval type sets
 ``task_specific_scores="mteb_hook"`` and this module rebuilds those three arguments from fastmteb's
 arrays and calls the task class's own hook, so its extra keys are mteb's by construction.

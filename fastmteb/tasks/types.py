@@ -29,14 +29,17 @@ from fastmteb.tasks import (
     summarization,
 )
 from fastmteb.tasks._common import TaskTypeError
+from fastmteb.tasks._mteb_task import mteb_bases
 from fastmteb.tasks.base import TaskMetadata, TextRequest
 
 __all__ = [
+    "TASK_TYPES",
     "TaskType",
     "TaskTypeError",
     "UnknownTaskTypeError",
     "get_task_type",
     "mteb_task_type",
+    "type_of_mteb_class",
     "TASK_TYPE_OBJECTS",
 ]
 
@@ -60,11 +63,24 @@ class TaskType(Protocol):
     # Row types only: ``schema(meta, subset)`` column -> kind, ``normalise(meta, splits)`` to
     # canonical names, ``finalise_split(meta, rows)``, ``required_splits(meta)``.
 
+    # What the type reads from mteb's task objects (``fastmteb.tasks._mteb_task.MtebTaskReader``,
+    # asked by ``mteb_adapter``): the mteb abstract classes it scores, the sklearn model of a type
+    # routed by class, the columns a task may rename, and the type parameters.
+    mteb_abstasks: tuple[str, ...]
+    mteb_model: tuple[str, Mapping[str, Any]] | None
+
+    def mteb_params(self, task: Any) -> dict[str, Any]: ...
+
+    def mteb_renamed_columns(self, task: Any) -> dict[str, str]: ...
+
+    def mteb_unsupported_reason(self, task: Any) -> str | None: ...
+
 
 class UnknownTaskTypeError(ValueError):
     """A type name fastmteb does not implement."""
 
 
+# The registration: one entry per mteb type name fastmteb scores (``TaskMetadata.type``).
 TASK_TYPE_OBJECTS: dict[str, TaskType] = {
     "Retrieval": retrieval.Retrieval("Retrieval"),
     "Reranking": retrieval.Retrieval("Reranking"),
@@ -80,6 +96,7 @@ TASK_TYPE_OBJECTS: dict[str, TaskType] = {
     "BitextMining": bitext_mining.BitextMining(),
     "Regression": regression.Regression(),
 }
+TASK_TYPES: tuple[str, ...] = tuple(TASK_TYPE_OBJECTS)  # the type names, in registration order
 
 
 def get_task_type(type_name: str) -> TaskType:
@@ -94,14 +111,15 @@ def get_task_type(type_name: str) -> TaskType:
         ) from None
 
 
-# mteb abstract classes whose scorer is not the one ``metadata.type`` names, most derived first
-# (AbsTaskRegression and AbsTaskMultilabelClassification both subclass AbsTaskClassification), and
-# the sklearn model each fastmteb type fits: (class name, fastmteb type, model class, its params).
-_MTEB_CLASS_ROUTES = (
-    ("AbsTaskRegression", "Regression", "LinearRegression", {}),
-    ("AbsTaskMultilabelClassification", "MultilabelClassification", "KNeighborsClassifier", {"n_neighbors": 5}),
-    ("AbsTaskClassification", "Classification", "LogisticRegression", {"max_iter": 100}),
-)
+def type_of_mteb_class(task: Any) -> TaskType | None:
+    """The type object for the mteb task object ``task``'s class: the one whose ``mteb_abstasks``
+    holds the most derived of mteb's abstract classes in its MRO (``AbsTaskRegression`` before the
+    ``AbsTaskClassification`` it subclasses), or None. mteb is not imported here."""
+    for base in mteb_bases(task):
+        for task_type in TASK_TYPE_OBJECTS.values():
+            if base in task_type.mteb_abstasks:
+                return task_type
+    return None
 
 
 def mteb_task_type(task: Any) -> str | None:
@@ -111,16 +129,16 @@ def mteb_task_type(task: Any) -> str | None:
     mteb picks the evaluation by the task's *class*, not by ``metadata.type``: e.g.
     ``RuToxicOKMLCUPMultilabelClassification`` is declared ``type="Classification"`` but is an
     ``AbsTaskMultilabelClassification`` (k-NN, lrap/f1/hamming), and ``AbsTaskRegression``
-    subclasses ``AbsTaskClassification``. A task of these families is routed by class, and only
-    when it is text-only and keeps the sklearn model fastmteb's type fits (mteb's audio multilabel
-    tasks use ``MultiOutputClassifier(LogisticRegression())``: None). Any other task: its
-    ``metadata.type`` when fastmteb implements it, else None. mteb is not imported here.
+    subclasses ``AbsTaskClassification``. A task of a type with an ``mteb_model`` (the
+    classification family) is routed by class, and only when it is text-only and keeps the sklearn
+    model fastmteb's type fits (mteb's audio multilabel tasks use
+    ``MultiOutputClassifier(LogisticRegression())``: None). Any other task: its ``metadata.type``
+    when fastmteb implements it, else None. mteb is not imported here.
     """
-    bases = {cls.__name__ for cls in type(task).__mro__}
     text_only = list(getattr(task.metadata, "modalities", ["text"])) == ["text"]
-    for base, type_name, model_name, model_params in _MTEB_CLASS_ROUTES:
-        if base not in bases:
-            continue
+    by_class = type_of_mteb_class(task)
+    if by_class is not None and by_class.mteb_model is not None:
+        model_name, model_params = by_class.mteb_model
         model = getattr(task, "evaluator_model", None)
         if not text_only or type(model).__name__ != model_name:
             return None
@@ -130,5 +148,5 @@ def mteb_task_type(task: Any) -> str | None:
         # mteb's evaluate() sets random_state=42 on the shared class-level model, so ignore it
         if any(have.get(k) != v for k, v in wanted.items() if k != "random_state"):
             return None
-        return type_name
+        return by_class.name
     return task.metadata.type if task.metadata.type in TASK_TYPE_OBJECTS and text_only else None

@@ -139,7 +139,8 @@ def test_a_folder_with_some_subsets_evaluates_those(tmp_path, shared_data, caplo
     import shutil
 
     from fastmteb.data.loading import local_selection
-    from fastmteb.runner import _local_selection, _partial_local_data
+    from fastmteb.runner import Collaborators
+    from fastmteb.runner.api import _local_selection, _partial_local_data
 
     for subset in ("deu-eng", "fra-eng"):
         shutil.copytree(shared_data / "Tatoeba" / subset, tmp_path / "Tatoeba" / subset)
@@ -156,7 +157,7 @@ def test_a_folder_with_some_subsets_evaluates_those(tmp_path, shared_data, caplo
     narrowed = local_selection(amazon, tmp_path)
     assert narrowed.hf_subsets == ("en",) and narrowed.eval_splits == ("test",)
     with caplog.at_level(logging.WARNING, logger="fastmteb"):
-        metas = _local_selection([tatoeba, get_task("SciFact")], tmp_path)
+        metas = _local_selection([tatoeba, get_task("SciFact")], tmp_path, Collaborators.default())
     assert "Tatoeba" in caplog.text and "2 of 112 subset(s)" in caplog.text
     assert _partial_local_data([tatoeba, get_task("SciFact")], metas) == {
         "Tatoeba": {"subsets": ["deu-eng", "fra-eng"], "splits": ["test"]}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from fastmteb.tasks.base import TASK_TYPES
+from fastmteb.tasks.types import TASK_TYPES
 from fastmteb.tasks.registry import (
     BENCHMARKS,
     TASKS,

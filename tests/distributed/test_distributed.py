@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -274,23 +275,26 @@ def _failing_rank_worker(rank: int, world_size: int, port: int, data: str, out: 
 
     # corpus shards are whole normalisation parts: small parts give rank 1 a shard of this corpus
     sharded.PART_ROWS = 64
+    working = runner.Collaborators.default()
+    collaborators = working
     if rank == 1:
-        real_load, real_topk = runner._load_raw, sharded.topk
+        real_topk = sharded.topk
 
-        def load_raw(meta, *args):
+        def load_raw(meta, *args, **kwargs):
             if meta.name == "STSBenchmark":
                 raise OSError("disk of rank 1 unreadable")
-            return real_load(meta, *args)
+            return working.load_raw(meta, *args, **kwargs)
 
         def failing_topk(*args, **kwargs):  # the search of rank 1's shard
             raise MemoryError("out of memory in the search of rank 1")
 
-        runner._load_raw = load_raw
+        collaborators = dataclasses.replace(working, load_raw=load_raw)
         sharded.topk = failing_topk
     results = fastmteb.evaluate(
         CallableEncoder(bag_of_words, name="org/bag-of-words"),
         ["SciFact", "STSBenchmark", "SICK-R"],
         data_dir=data, output_folder=out, progress=False, raise_error=False,
+        collaborators=collaborators,
     )
     failures = {f.task_name: f for f in results.failures}
     assert [r.task_name for r in results] == ["SICK-R"], results
@@ -306,7 +310,7 @@ def _failing_rank_worker(rank: int, world_size: int, port: int, data: str, out: 
     # Resume, nothing failing now: rank 0 alone reads the output folder (rank 1 is given one it
     # cannot see into), both evaluate the two missing tasks, and the process group is reused.
     if rank == 1:
-        runner._load_raw, sharded.topk = real_load, real_topk
+        sharded.topk = real_topk
     again = fastmteb.evaluate(
         CallableEncoder(bag_of_words, name="org/bag-of-words"),
         ["SciFact", "STSBenchmark", "SICK-R"],

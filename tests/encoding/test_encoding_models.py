@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from fastmteb.encoding import EncodeContext, ModelLoadError, load_encoder, pool_hidden_states
+from fastmteb.encoding.base import is_encoder
 from fastmteb.encoding.models import name_and_revision
 
 STS = EncodeContext("STSBenchmark", "STS")
@@ -78,6 +79,35 @@ def test_sentence_transformer_object_is_wrapped_without_copy(sentence_transforme
     encoder = load_encoder(sentence_transformer, device="cpu", dtype="float32")
     assert encoder.sentence_transformer is sentence_transformer
     assert encoder.name == "sentence-transformers/all-MiniLM-L6-v2" and len(encoder.revision) == 40
+
+
+def test_is_encoder_wants_every_protocol_member_and_runs_no_property(sentence_transformer):
+    """One check for the runner and the callbacks: name, revision, fingerprint, group_key and
+    encode; the fingerprint is not computed (a torch encoder's hashes its weights)."""
+
+    class Ready:
+        name, revision = "org/model", "r1"
+
+        @property
+        def fingerprint(self):
+            raise AssertionError("is_encoder computed the fingerprint")
+
+        def group_key(self, ctx):
+            return ""
+
+        def encode(self, texts, ctx, *, progress=False):
+            return np.zeros((len(texts), 2), np.float32)
+
+    class NoFingerprint:
+        name, revision = "org/model", "r1"
+        group_key, encode = Ready.group_key, Ready.encode
+
+    from fastmteb.encoding import CallableEncoder
+
+    assert is_encoder(Ready()) and is_encoder(CallableEncoder(lambda t: t, name="c"))
+    assert not is_encoder(NoFingerprint())
+    assert not is_encoder(sentence_transformer)  # no group_key: load_encoder wraps it
+    assert not is_encoder("org/model") and not is_encoder(lambda texts: texts)
 
 
 def test_pooling_rules_on_a_hand_made_batch():

@@ -198,6 +198,29 @@ def test_disk_cache_hits_and_uses_no_pickle(tmp_path):
     assert fresh.embeddings()[0, 2] == 5 and fresh.stats["cache_hits"] == 0
 
 
+def test_a_given_fingerprint_is_the_cache_key_until_the_embeddings_are_reset(tmp_path):
+    """The runner hands the pool the fingerprint it computed (hashing a torch model's weights is
+    slow): the pool does not read it again, and forgets it once told the weights may change."""
+    reads = []
+
+    class Watched(CountingEncoder):
+        @property
+        def fingerprint(self):
+            reads.append(self.version)
+            return f"counting-v{self.version}"
+
+    encoder = Watched()
+    pool = TextPool(encoder, cache_dir=tmp_path, progress=False, fingerprint="counting-v0")
+    pool.add(["alpha"], STS)
+    pool.embeddings()
+    assert reads == [] and [p.name for p in tmp_path.iterdir()] == ["counting-v0"]
+    encoder.version = 1
+    pool.reset_embeddings()
+    assert pool.embeddings()[0, 2] == 1 and reads and sorted(p.name for p in tmp_path.iterdir()) == [
+        "counting-v0", "counting-v1"
+    ]
+
+
 @pytest.mark.parametrize("damage", ["truncate", "flip", "foreign", "garbage"])
 def test_disk_cache_rejects_damaged_files(tmp_path, damage):
     encoder = CountingEncoder()

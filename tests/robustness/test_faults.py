@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import warnings
 
@@ -151,8 +153,8 @@ def test_a_failing_task_does_not_stop_the_others(tmp_path, monkeypatch, capsys):
         table = rng.standard_normal((256, 8)).astype(np.float32)
         return np.stack([table[[b for b in t.encode()[:64]]].sum(0) for t in texts])
 
-    monkeypatch.setattr(runner, "_load_encoder", lambda model, **kw: Callable_(tiny, name="tiny"))
-    real_get_task_type = runner._get_task_type
+    default = runner.Collaborators.default()
+    real_get_task_type = default.get_task_type
 
     def get_task_type(type_name):
         task_type = real_get_task_type(type_name)
@@ -170,7 +172,14 @@ def test_a_failing_task_does_not_stop_the_others(tmp_path, monkeypatch, capsys):
 
         return Broken()
 
-    monkeypatch.setattr(runner, "_get_task_type", get_task_type)
+    collaborators = dataclasses.replace(
+        default,
+        load_encoder=lambda model, **kw: Callable_(tiny, name="tiny"),
+        get_task_type=get_task_type,
+    )
+    monkeypatch.setattr(
+        runner, "evaluate", functools.partial(runner.evaluate, collaborators=collaborators)
+    )
     monkeypatch.setenv("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     out = tmp_path / "out"
     status = cli.main(["run", "-t", "STS12", "SummEvalSummarization.v2", "-t", "SICK-R",

@@ -251,18 +251,20 @@ def test_cli_model_paths_that_do_not_exist_write_nothing(tmp_path, model, capsys
 
 
 @pytest.mark.parametrize("task_name", ["../../../escape", "ABSOLUTE"])
-def test_task_names_cannot_write_outside_the_output_folder(tmp_path, monkeypatch, task_name):
+def test_task_names_cannot_write_outside_the_output_folder(tmp_path, task_name):
     import fastmteb.runner as runner
 
     if task_name == "ABSOLUTE":
         task_name = str(tmp_path / "abs-escape")
     real = next(m for m in fastmteb.get_benchmark("fastmteb-mini") if m.name == "SummEvalSummarization.v2")
     evil = dataclasses.replace(real, name=task_name)
-    real_load = runner._load_raw
-    monkeypatch.setattr(runner, "_load_raw", lambda meta, *a: real_load(real, *a))
+    default = runner.Collaborators.default()
+    collaborators = dataclasses.replace(
+        default, load_raw=lambda meta, *a, **kw: default.load_raw(real, *a, **kw)
+    )
     out = tmp_path / "x" / "y" / "out"
     try:
-        fastmteb.evaluate(tiny, [evil], output_folder=out, progress=False)
+        fastmteb.evaluate(tiny, [evil], output_folder=out, progress=False, collaborators=collaborators)
     except ValueError:
         pass
     files = [p for p in tmp_path.rglob("*") if p.is_file()]

@@ -1,8 +1,11 @@
 """Small fakes of the registry, data loader, task type, encoder and text pool, so that the runner
-is tested on its own: every call is counted, every text is deterministic, nothing touches torch."""
+is tested on its own: every call is counted, every text is deterministic, nothing touches torch.
+They reach the runner as its ``Collaborators``."""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import weakref
 import zlib
 from collections import Counter
@@ -15,6 +18,7 @@ import pytest
 
 import fastmteb.runner as runner
 from fastmteb.encoding.base import EncodeContext
+from fastmteb.runner import Collaborators, evaluate
 from fastmteb.tasks.base import TaskMetadata, TextRequest
 
 DIM = 8
@@ -176,12 +180,17 @@ class FakeStack:
     rows: dict[str, list[dict[str, Any]]]
     encoder_loads: list[Any]
     task_type: Any = None
+    collaborators: Collaborators | None = None  # what the runner is given; tests may replace it
     embed: Any = staticmethod(embed)
 
     def run(self, tmp_path, names: Sequence[str], **kwargs: Any):
         kwargs.setdefault("output_folder", tmp_path / "results")
         kwargs.setdefault("progress", False)
-        return runner.evaluate("fake", list(names), **kwargs)
+        return evaluate("fake", list(names), collaborators=self.collaborators, **kwargs)
+
+    def replace(self, **collaborators: Any) -> None:
+        """Runs from now on use these collaborators instead (e.g. ``load_encoder=...``)."""
+        self.collaborators = dataclasses.replace(self.collaborators, **collaborators)
 
 
 @pytest.fixture
@@ -201,7 +210,7 @@ def fake_stack(monkeypatch) -> FakeStack:
             raise ValueError(f"unknown task {name!r}")
         return stack.tasks[name]
 
-    def load_raw(meta: TaskMetadata, subset: str, split: str, data_dir: Any) -> RawData:
+    def load_raw(meta: TaskMetadata, subset: str, split: str, *, data_dir: Any) -> RawData:
         calls.load[meta.name] += 1
         raw = RawData({split: [dict(r) for r in stack.rows[meta.name]]})
         calls.raw_refs.append(weakref.ref(raw))
@@ -211,14 +220,25 @@ def fake_stack(monkeypatch) -> FakeStack:
         stack.encoder_loads.append((model, kwargs))
         return FakeEncoder(calls)
 
-    monkeypatch.setattr(runner, "_get_task", get_task)
-    monkeypatch.setattr(
-        runner, "_get_benchmark", lambda name: [stack.tasks[n] for n in ("TaskA", "TaskB")]
+    stack.collaborators = Collaborators(
+        get_task=get_task,
+        get_benchmark=lambda name: [stack.tasks[n] for n in ("TaskA", "TaskB")],
+        get_task_type=lambda type_name: task_type,
+        load_raw=load_raw,
+        local_selection=lambda meta, data_dir: meta,
+        release_loader_data=lambda: None,
+        load_encoder=load_encoder,
+        make_pool=lambda encoder, **settings: FakePool(encoder, calls),
     )
-    monkeypatch.setattr(runner, "_get_task_type", lambda type_name: task_type)
-    monkeypatch.setattr(runner, "_load_raw", load_raw)
-    monkeypatch.setattr(runner, "_load_encoder", load_encoder)
-    monkeypatch.setattr(
-        runner, "_make_pool", lambda encoder, cache_dir, progress: FakePool(encoder, calls)
-    )
+    # The CLI calls fastmteb.runner.evaluate / resolve_tasks: there they get the fakes too.
+    for name in ("evaluate", "resolve_tasks"):
+        real = getattr(runner, name)
+        monkeypatch.setattr(runner, name, functools.partial(_with_collaborators, real, stack))
     return stack
+
+
+def _with_collaborators(function: Any, stack: FakeStack, *args: Any, **kwargs: Any) -> Any:
+    """``function`` given the stack's collaborators as they are at call time (unless the caller
+    passes some)."""
+    kwargs.setdefault("collaborators", stack.collaborators)
+    return function(*args, **kwargs)

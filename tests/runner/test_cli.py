@@ -172,12 +172,8 @@ def test_run_bad_input_exits_2_with_a_message(tmp_path, fake_stack, capsys):
 
 
 def test_plain_run_uses_the_bundled_benchmark_and_model(tmp_path, fake_stack, capsys, monkeypatch):
-    import fastmteb.runner as runner
-
     asked = []
-    monkeypatch.setattr(
-        runner, "_get_benchmark", lambda name: asked.append(name) or [fake_stack.tasks["TaskA"]]
-    )
+    fake_stack.replace(get_benchmark=lambda name: asked.append(name) or [fake_stack.tasks["TaskA"]])
     monkeypatch.chdir(tmp_path)
     code, _, err = run_cli(capsys, "run", "-q")
     assert code == 0, err
@@ -269,12 +265,11 @@ def _tree(root: Path) -> list[str]:
 def refuse_model_loads(fake_stack, monkeypatch):
     """The fake tasks of ``fake_stack``, with every way to load a model failing the test."""
     import fastmteb.benchmark.measure as benchmark_measure
-    import fastmteb.runner as runner
 
     def refuse(model, *args, **kwargs):
         raise AssertionError(f"a model ({model!r}) was loaded despite the bad input")
 
-    monkeypatch.setattr(runner, "_load_encoder", refuse)
+    fake_stack.replace(load_encoder=refuse)
     monkeypatch.setattr(benchmark_measure, "load_encoder", refuse)
     monkeypatch.setattr(benchmark_measure, "_as_torch_encoder", refuse)
     return fake_stack
@@ -449,7 +444,10 @@ def test_evaluate_checks_its_inputs_before_loading_the_model(tmp_path, refuse_mo
     for kwargs in bad:
         kwargs.setdefault("output_folder", tmp_path / "out")
         with pytest.raises(InputError, match="fix:"):
-            runner.evaluate("fake", ["TaskA"], progress=False, **kwargs)
+            runner.evaluate(
+            "fake", ["TaskA"], progress=False, collaborators=refuse_model_loads.collaborators,
+            **kwargs,
+        )
     assert not (tmp_path / "out").exists()
 
 
@@ -485,14 +483,15 @@ def test_ctrl_c_mid_run_exits_130_and_leaves_only_complete_files(tmp_path, fake_
 def test_sigint_to_the_process_exits_130_without_traceback(tmp_path):
     script = textwrap.dedent(
         f"""
-        import sys, time
+        import dataclasses, functools, sys, time
         import fastmteb.runner as runner
 
         def slow_load(model, **kwargs):  # stands in for a model that takes a while to load
             print("loading", flush=True)
             time.sleep(120)
 
-        runner._load_encoder = slow_load
+        slow = dataclasses.replace(runner.Collaborators.default(), load_encoder=slow_load)
+        runner.evaluate = functools.partial(runner.evaluate, collaborators=slow)
         from fastmteb.cli import main
         sys.exit(main(["run", "-t", "STS12", "--output-folder", {str(tmp_path / "out")!r}, "-q"]))
         """
@@ -563,6 +562,9 @@ def test_quiet_silences_libraries_imported_before_it():
 def test_data_file_with_a_broken_line_names_file_line_and_column(tmp_path, capsys, monkeypatch):
     """A malformed JSONL line fails that task (exit 1, the others still run) with the file, the
     line, the column and the fix on one line."""
+    import dataclasses
+    import functools
+
     import fastmteb.runner as runner
 
     folder = tmp_path / "data" / "STS12"
@@ -576,7 +578,8 @@ def test_data_file_with_a_broken_line_names_file_line_and_column(tmp_path, capsy
 
         return FakeEncoder(Calls())
 
-    monkeypatch.setattr(runner, "_load_encoder", fake_encoder)
+    fake = dataclasses.replace(runner.Collaborators.default(), load_encoder=fake_encoder)
+    monkeypatch.setattr(runner, "evaluate", functools.partial(runner.evaluate, collaborators=fake))
     code, _, err = run_cli(
         capsys, "run", "-m", "fake", "-t", "STS12", "--data-dir", str(tmp_path / "data"),
         "--output-folder", str(tmp_path / "out"), "-q",
@@ -590,9 +593,7 @@ def test_data_file_with_a_broken_line_names_file_line_and_column(tmp_path, capsy
 def test_run_says_which_task_is_evaluated_again_and_why(tmp_path, fake_stack, capsys, monkeypatch):
     """A stored result of another dtype is not read back: the console names the task and the
     dtype change (stderr carries the same as a log line)."""
-    import fastmteb.runner as runner
-
-    fake_load = runner._load_encoder
+    fake_load = fake_stack.collaborators.load_encoder
 
     def load_encoder(model, **kwargs):
         encoder = fake_load(model, **kwargs)
@@ -601,7 +602,7 @@ def test_run_says_which_task_is_evaluated_again_and_why(tmp_path, fake_stack, ca
         encoder.model_fingerprint = "fake-model"
         return encoder
 
-    monkeypatch.setattr(runner, "_load_encoder", load_encoder)
+    fake_stack.replace(load_encoder=load_encoder)
     args = ["run", "-m", "fake", "-t", "TaskA", "--output-folder", str(tmp_path)]
     assert run_cli(capsys, *args, "-q")[0] == 0
     code, out, err = run_cli(capsys, *args, "--dtype", "bfloat16")

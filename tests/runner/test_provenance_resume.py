@@ -15,16 +15,15 @@ from pathlib import Path
 
 import pytest
 
-import fastmteb.runner as runner
 from fastmteb.results import TaskResult, load_results
 
 
-def use_encoder(monkeypatch, fake_stack, *, fingerprint: str, model_fingerprint: str | None = None,
+def use_encoder(fake_stack, *, fingerprint: str, model_fingerprint: str | None = None,
                 revision: str = "no_revision_available", dtype: str | None = None,
                 name: str = "final") -> None:
     """Runs from now on get a FakeEncoder with these identities (as two folders named
     ``final`` holding different weights would)."""
-    fake_load = runner._load_encoder
+    fake_load = fake_stack.collaborators.load_encoder
 
     def load_encoder(model, **kwargs):
         encoder = fake_load(model, **kwargs)
@@ -35,7 +34,7 @@ def use_encoder(monkeypatch, fake_stack, *, fingerprint: str, model_fingerprint:
             encoder.compute_dtype = dtype
         return encoder
 
-    monkeypatch.setattr(runner, "_load_encoder", load_encoder)
+    fake_stack.replace(load_encoder=load_encoder)
 
 
 def stored(path: Path) -> dict:
@@ -43,11 +42,11 @@ def stored(path: Path) -> dict:
 
 
 def test_same_name_other_weights_is_evaluated_again_and_both_results_survive(
-    tmp_path, fake_stack, monkeypatch
+    tmp_path, fake_stack
 ):
-    use_encoder(monkeypatch, fake_stack, fingerprint="a" * 64)
+    use_encoder(fake_stack, fingerprint="a" * 64)
     first = fake_stack.run(tmp_path, ["TaskA"])
-    use_encoder(monkeypatch, fake_stack, fingerprint="b" * 64)
+    use_encoder(fake_stack, fingerprint="b" * 64)
     second = fake_stack.run(tmp_path, ["TaskA"])
 
     assert second.skipped == [] and fake_stack.calls.score["TaskA"] == 2
@@ -67,13 +66,13 @@ def test_same_name_other_weights_is_evaluated_again_and_both_results_survive(
 
 
 def test_same_name_and_revision_with_other_weights_goes_to_a_sibling_folder(
-    tmp_path, fake_stack, monkeypatch, caplog
+    tmp_path, fake_stack, caplog
 ):
     """A revision does not vouch for the weights (a fine-tuned model whose card names its base
     model's revision, a model changed in memory): the folder is kept by the weights that wrote it."""
-    use_encoder(monkeypatch, fake_stack, fingerprint="a" * 64, revision="r1", name="org/m")
+    use_encoder(fake_stack, fingerprint="a" * 64, revision="r1", name="org/m")
     first = fake_stack.run(tmp_path, ["TaskA", "TaskB"])
-    use_encoder(monkeypatch, fake_stack, fingerprint="c" * 64, revision="r1", name="org/m")
+    use_encoder(fake_stack, fingerprint="c" * 64, revision="r1", name="org/m")
     with caplog.at_level(logging.WARNING, logger="fastmteb"):
         second = fake_stack.run(tmp_path, ["TaskA", "TaskC"])
 
@@ -85,12 +84,12 @@ def test_same_name_and_revision_with_other_weights_goes_to_a_sibling_folder(
     assert stored(second.output_dir / "TaskA.json")["fastmteb"]["model"]["model_fingerprint"] == "c" * 64
 
 
-def test_changed_dtype_is_evaluated_again_with_the_reason(tmp_path, fake_stack, monkeypatch, caplog):
-    use_encoder(monkeypatch, fake_stack, fingerprint="f32", model_fingerprint="m" * 64, dtype="torch.float32")
+def test_changed_dtype_is_evaluated_again_with_the_reason(tmp_path, fake_stack, caplog):
+    use_encoder(fake_stack, fingerprint="f32", model_fingerprint="m" * 64, dtype="torch.float32")
     first = fake_stack.run(tmp_path, ["TaskA", "TaskB"])
     assert stored(first.output_dir / "TaskA.json")["fastmteb"]["settings"]["dtype"] == "float32"
 
-    use_encoder(monkeypatch, fake_stack, fingerprint="bf16", model_fingerprint="m" * 64, dtype="torch.bfloat16")
+    use_encoder(fake_stack, fingerprint="bf16", model_fingerprint="m" * 64, dtype="torch.bfloat16")
     with caplog.at_level(logging.WARNING, logger="fastmteb"):
         second = fake_stack.run(tmp_path, ["TaskA"])
 
@@ -104,34 +103,30 @@ def test_changed_dtype_is_evaluated_again_with_the_reason(tmp_path, fake_stack, 
 
 
 def test_batch_budget_and_device_do_not_block_resume(tmp_path, fake_stack, monkeypatch):
-    use_encoder(monkeypatch, fake_stack, fingerprint="x" * 64)
+    use_encoder(fake_stack, fingerprint="x" * 64)
     monkeypatch.setattr("torch.cuda.is_available", lambda: True)  # the fake encoder runs anywhere
     fake_stack.run(tmp_path, ["TaskA"], batch_tokens=16384, device="cuda")
     again = fake_stack.run(tmp_path, ["TaskA"], batch_tokens=1024, device="cpu")
     assert again.skipped == ["TaskA"] and not again.reevaluated
 
 
-def test_float16_spill_blocks_resume(tmp_path, fake_stack, monkeypatch):
-    use_encoder(monkeypatch, fake_stack, fingerprint="x" * 64)
-    fake_pool = runner._make_pool
-    monkeypatch.setattr(
-        runner, "_make_pool", lambda encoder, cache_dir, progress, **spill: fake_pool(encoder, cache_dir, progress)
-    )
+def test_float16_spill_blocks_resume(tmp_path, fake_stack):
+    use_encoder(fake_stack, fingerprint="x" * 64)
     fake_stack.run(tmp_path, ["TaskA"])
     again = fake_stack.run(tmp_path, ["TaskA"], max_embedding_memory="1GB", spill_dtype="float16")
     assert again.skipped == [] and "spill_dtype 'float32' -> 'float16'" in again.reevaluated["TaskA"]
 
 
-def test_other_prompts_block_resume_and_the_same_prompts_resume(tmp_path, fake_stack, monkeypatch):
-    use_encoder(monkeypatch, fake_stack, fingerprint="x" * 64)
-    fake_load = runner._load_encoder
+def test_other_prompts_block_resume_and_the_same_prompts_resume(tmp_path, fake_stack):
+    use_encoder(fake_stack, fingerprint="x" * 64)
+    fake_load = fake_stack.collaborators.load_encoder
 
     def with_prompts(prompts):
         def load_encoder(model, **kwargs):
             encoder = fake_load(model, **kwargs)
             encoder.prompts = prompts
             return encoder
-        monkeypatch.setattr(runner, "_load_encoder", load_encoder)
+        fake_stack.replace(load_encoder=load_encoder)
 
     with_prompts({"query": "query: "})
     fake_stack.run(tmp_path, ["TaskA"])

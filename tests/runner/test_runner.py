@@ -294,3 +294,25 @@ def test_evaluation_time_shares_the_encoding_time(tmp_path, fake_stack):
         (encoding,) = [p for p in phases if p["name"] == "Encoding"]
         assert own <= result.evaluation_time <= own + (encoding["end"] - encoding["start"]) + 0.05
         assert not math.isnan(result.get_score())
+
+
+def test_a_cached_run_computes_the_fingerprint_once(tmp_path, fake_stack):
+    """With cache_dir the pool's cache key is the fingerprint the run recorded, not a second
+    hash of the weights (a torch encoder's fingerprint hashes them)."""
+    from fastmteb.encoding import TextPool
+
+    from tests.runner.conftest import FakeEncoder
+
+    reads = []
+
+    class Watched(FakeEncoder):
+        @property
+        def fingerprint(self):
+            reads.append(1)
+            return "watched"
+
+    fake_stack.replace(load_encoder=lambda model, **kw: Watched(fake_stack.calls), make_pool=TextPool)
+    run = fake_stack.run(tmp_path, ["TaskA"], cache_dir=tmp_path / "cache")
+    assert [r.task_name for r in run] == ["TaskA"] and len(reads) == 1
+    assert (tmp_path / "cache" / "watched").is_dir()  # the pool cached under that fingerprint
+

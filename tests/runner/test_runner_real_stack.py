@@ -118,7 +118,7 @@ def test_missing_split_is_a_named_error_and_writes_nothing(tmp_path, tiny_sts):
 def test_encoding_time_is_shared_by_encoded_tokens_not_characters(tmp_path, tiny_sts, tiny_bert, monkeypatch):
     """A task of texts cut at the model's max length pays for the tokens encoded, not for the
     characters it sent (which once charged it several times its real encoding cost)."""
-    import fastmteb.runner as runner
+    import fastmteb.runner.prepared as prepared
     from fastmteb.encoding import EncodeContext, load_encoder
     from fastmteb.runner import prepare_run
 
@@ -139,13 +139,13 @@ def test_encoding_time_is_shared_by_encoded_tokens_not_characters(tmp_path, tiny
     tokens = encoder.tokenize(short_texts, EncodeContext("STSBenchmark", "STS"))
     assert costs["STSBenchmark"] == sum(len(ids) for ids in tokens) < costs["SICK-R"] / 10
     shares: dict[str, float] = {}
-    original = runner._score_task
+    original = prepared._score_task
 
     def score_task(task, *args):
         shares[task.meta.name] = args[-1]  # the encode_share argument
         return original(task, *args)
 
-    monkeypatch.setattr(runner, "_score_task", score_task)
+    monkeypatch.setattr(prepared, "_score_task", score_task)
     results = {meta.name: outcome for meta, outcome in run.scored()}
     assert set(results) == set(shares) == {"STSBenchmark", "SICK-R"}
     encoding = run.encode_phase["end"] - run.encode_phase["start"]

@@ -6,6 +6,7 @@ rows served from memory; the parts run as ordinary fastmteb tasks in one text po
 is combined from their results. Every key of the aggregate's entry (and of each part) must match.
 """
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -46,7 +47,7 @@ def _fake(texts):
     return mo.fake_embeddings(texts)
 
 
-def test_aggregate_matches_mteb(tmp_path, monkeypatch):
+def test_aggregate_matches_mteb(tmp_path):
     name = "CQADupstackRetrieval"
     part_names = [t.metadata.name for t in mteb.get_task(name).metadata.tasks]
     data = {part: _part_data(seed) for seed, part in enumerate(part_names)}
@@ -63,10 +64,13 @@ def test_aggregate_matches_mteb(tmp_path, monkeypatch):
     by_name = {r.task_name: r for r in outcome.task_results}
     expected = by_name[name]
 
-    monkeypatch.setattr(
-        runner, "_load_raw", lambda meta, subset, split, data_dir: mo.fastmteb_raw(data[meta.name])
+    collaborators = dataclasses.replace(
+        runner.Collaborators.default(),
+        load_raw=lambda meta, subset, split, *, data_dir: mo.fastmteb_raw(data[meta.name]),
     )
-    results = runner.evaluate(_fake, [name], output_folder=tmp_path, progress=False)
+    results = runner.evaluate(
+        _fake, [name], output_folder=tmp_path, progress=False, collaborators=collaborators
+    )
     got = {r.task_name: r for r in results}
     assert list(got) == [*part_names, name]
 
@@ -90,23 +94,28 @@ def test_aggregate_matches_mteb(tmp_path, monkeypatch):
     assert loaded.get_score() == pytest.approx(expected.get_score(), abs=1e-6)
 
     # a rerun reads the parts back (resume) and combines them again: the same file
-    again = runner.evaluate(_fake, [name], output_folder=tmp_path, progress=False)
+    again = runner.evaluate(
+        _fake, [name], output_folder=tmp_path, progress=False, collaborators=collaborators
+    )
     assert set(again.skipped) == set(part_names)
     assert {r.task_name: r for r in again}[name].scores == got[name].scores
 
 
-def test_aggregate_fails_when_a_part_fails(tmp_path, monkeypatch):
+def test_aggregate_fails_when_a_part_fails(tmp_path):
     name = "CQADupstack-NL"
     part_names = [t.metadata.name for t in mteb.get_task(name).metadata.tasks]
     broken = part_names[3]
 
-    def load_raw(meta, subset, split, data_dir):
+    def load_raw(meta, subset, split, *, data_dir):
         if meta.name == broken:
             raise OSError("no data here")
         return mo.fastmteb_raw(_part_data(len(meta.name)))
 
-    monkeypatch.setattr(runner, "_load_raw", load_raw)
-    results = runner.evaluate(_fake, [name], output_folder=tmp_path, progress=False, raise_error=False)
+    collaborators = dataclasses.replace(runner.Collaborators.default(), load_raw=load_raw)
+    results = runner.evaluate(
+        _fake, [name], output_folder=tmp_path, progress=False, raise_error=False,
+        collaborators=collaborators,
+    )
     assert [r.task_name for r in results] == [p for p in part_names if p != broken]
     assert [(f.task_name, f.phase) for f in results.failures] == [(broken, "load"), (name, "score")]
     assert broken in results.failures[1].error
