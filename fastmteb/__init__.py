@@ -9,16 +9,17 @@ Importing the package is light: torch, datasets and the kernels load when first 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from fastmteb.results import TaskResult, load_results, summarize
+from fastmteb import results as _results
+from fastmteb.results import Summary, TaskResult
 from fastmteb.runner import RunResults, TaskFailedError, TaskFailure, evaluate
+from fastmteb.version import __version__
 
 if TYPE_CHECKING:
     from fastmteb.tasks.base import TaskMetadata
-
-__version__ = "0.1.0"
 
 __all__ = [
     "evaluate",
@@ -33,6 +34,25 @@ __all__ = [
     "TaskFailedError",
     "__version__",
 ]
+
+
+def load_results(*folders: str | os.PathLike[str]) -> dict[str, dict[str, TaskResult]]:
+    """Read result folders into ``{model: {task_name: TaskResult}}`` (see
+    ``fastmteb.results.load_results``), each result's ``task_type`` taken from the registry."""
+    from fastmteb.tasks.registry import TASKS
+
+    return _results.load_results(*folders, known_tasks=TASKS)
+
+
+def summarize(
+    results: Mapping[str, TaskResult], tasks: Sequence[str | TaskMetadata] | None = None
+) -> Summary:
+    """Aggregate one model's results over ``tasks`` (every result present when None) as mteb's
+    benchmark tables do (see ``fastmteb.results.summarize``); tasks named by a string take their
+    metadata from the registry."""
+    from fastmteb.tasks.registry import TASKS
+
+    return _results.summarize(results, tasks, known_tasks=TASKS)
 
 
 def get_tasks(

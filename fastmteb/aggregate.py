@@ -25,12 +25,12 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from fastmteb.results import TaskResult
+from fastmteb.tasks.mteb_adapter import AGGREGATE_REASON
 
 logger = logging.getLogger("fastmteb")
 
-__all__ = ["AGGREGATE_REASON", "combine", "is_aggregate", "mteb_aggregate", "part_names", "to_mteb_result"]
+__all__ = ["combine", "is_aggregate", "mteb_aggregate", "part_names", "to_mteb_result"]
 
-AGGREGATE_REASON = "aggregate task"  # the start of mteb_adapter.unsupported_reason for these tasks
 
 
 def is_aggregate(name: str) -> bool:

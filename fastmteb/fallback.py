@@ -29,11 +29,11 @@ from typing import Any
 import numpy as np
 
 from fastmteb.results import TaskResult
+from fastmteb.tasks.mteb_adapter import EVALUATION_ONLY_REASONS
 
 logger = logging.getLogger("fastmteb")
 
 __all__ = [
-    "FALLBACK_REASONS",
     "SCORED_BY",
     "MtebBridgeEncoder",
     "evaluate_with_mteb",
@@ -43,16 +43,9 @@ __all__ = [
 
 SCORED_BY = "mteb evaluator (fallback)"
 
-# unsupported_reason() texts (their start) that concern only the evaluation: the task loads and
-# encodes text like any other, so mteb's evaluator fed with fastmteb's vectors scores it exactly.
-FALLBACK_REASONS = (
-    "the task replaces mteb's evaluation with its own",
-    "main score ",  # a task-specific metric fastmteb does not compute
-)
-
 
 def _evaluation_only(reason: str | None) -> bool:
-    return reason is not None and reason.startswith(FALLBACK_REASONS)
+    return reason is not None and reason.startswith(EVALUATION_ONLY_REASONS)
 
 
 def is_fallback(name: str) -> bool:

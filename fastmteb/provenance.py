@@ -18,23 +18,23 @@ on a rerun only if its model fingerprint, the settings in ``RESUME_SETTINGS`` an
 those of the new run; otherwise the task is evaluated again and the reason is logged.
 
 The data hash is of the bytes of every file the loader read for the task (``note_read`` is called
-by ``fastmteb.data.loading``); each file is hashed once per process (keyed on path, size and
-modification time).
+by ``fastmteb.data.loading``, see ``fastmteb.data.reads``); each file is hashed once per process
+(keyed on path, size and modification time).
 """
 
 from __future__ import annotations
 
-import contextvars
 import hashlib
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fastmteb.data.reads import note_read, record_reads
 from fastmteb.results import NO_REVISION, PROVENANCE_KEY
+from fastmteb.version import __version__
 
 if TYPE_CHECKING:
     from fastmteb.tasks.base import TaskMetadata
@@ -114,36 +114,13 @@ def encoder_settings(
 
 
 def version() -> str:
-    from fastmteb import __version__
-
     return __version__
 
 
 # ---------------------------------------------------------------------------------------------
 # Files the loader reads, and their hashes
 
-_reads: contextvars.ContextVar[list[Path] | None] = contextvars.ContextVar(
-    "fastmteb_files_read", default=None
-)
 _hash_cache: dict[tuple[str, int, int], str] = {}
-
-
-@contextmanager
-def record_reads() -> Iterator[list[Path]]:
-    """Collect the paths ``note_read`` is told about inside the block."""
-    paths: list[Path] = []
-    token = _reads.set(paths)
-    try:
-        yield paths
-    finally:
-        _reads.reset(token)
-
-
-def note_read(path: str | os.PathLike[str]) -> None:
-    """Called by the data loader for every file it reads (a no-op outside ``record_reads``)."""
-    paths = _reads.get()
-    if paths is not None:
-        paths.append(Path(path))
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:

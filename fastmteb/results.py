@@ -36,6 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from fastmteb.paths import UnsafePathError, safe_path_component
+
 if TYPE_CHECKING:
     from rich.table import Table
 
@@ -50,6 +52,10 @@ NO_REVISION = "no_revision_available"
 #: Sub-folder of a revision folder holding the results of tasks mteb does not know.
 FASTMTEB_ONLY_DIR = "fastmteb-only"
 PROVENANCE_KEY = "fastmteb"
+#: Where result files go: named in the error for a model, revision or task name unfit for a path.
+_OUTPUT_FOLDER = (
+    "the output folder (results are written to <output>/<org>__<model>/<revision>/<task>.json)"
+)
 _TMP_SUFFIX = ".tmp"  # never ".json": half-written files must not look like results to any reader
 
 
@@ -61,43 +67,16 @@ class ResultFileError(ValueError):
 # Writing files
 
 
-class ResultPathError(ValueError):
-    """A model name, revision or task name that cannot be one folder or file name under the
-    output folder (it would point elsewhere: "..", a separator, a control character)."""
-
-
-def safe_path_component(value: str, what: str) -> str:
-    """``value`` if it is usable as one file or folder name inside the output folder, else raise.
-
-    Rejected: empty, "." or "..", a path separator ("/" or "\\"), NUL or another control
-    character. Anything else (spaces, ":", non-ASCII...) is kept as mteb keeps it.
-    """
-    problem = None
-    if not isinstance(value, str):
-        problem = f"is a {type(value).__name__}, not a string"
-    elif value in ("", ".", ".."):
-        problem = "is empty, '.' or '..'"
-    elif "/" in value or "\\" in value or (os.altsep and os.altsep in value):
-        problem = "contains a path separator"
-    elif any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
-        problem = "contains a control character"
-    if problem is not None:
-        raise ResultPathError(
-            f"{what} {value!r} {problem}, so it cannot name a file or folder inside the output "
-            f"folder; rename it (results are written to <output>/<org>__<model>/<revision>/<task>.json)"
-        )
-    return value
-
-
 def model_name_as_path(name: str) -> str:
     """Folder name of a model in mteb's layout: "/" becomes "__" and " " becomes "_".
 
     A name that would still leave the output folder (".", "..", a backslash, a control character)
-    raises ``ResultPathError``.
+    raises ``UnsafePathError``.
     """
     if not isinstance(name, str):
-        raise ResultPathError(f"model name {name!r} is a {type(name).__name__}, not a string")
-    return safe_path_component(name.replace("/", "__").replace(" ", "_"), "model name")
+        raise UnsafePathError(f"model name {name!r} is a {type(name).__name__}, not a string")
+    folder = name.replace("/", "__").replace(" ", "_")
+    return safe_path_component(folder, "model name", inside=_OUTPUT_FOLDER)
 
 
 def model_result_dir(
@@ -111,7 +90,7 @@ def model_result_dir(
     return (
         Path(output_folder)
         / model_name_as_path(model_name)
-        / safe_path_component(revision or NO_REVISION, "model revision")
+        / safe_path_component(revision or NO_REVISION, "model revision", inside=_OUTPUT_FOLDER)
     )
 
 
@@ -119,8 +98,8 @@ def task_result_path(
     folder: str | os.PathLike[str], task_name: str, *, mteb_task: bool = True
 ) -> Path:
     """``{folder}/{task_name}.json`` (``{folder}/fastmteb-only/{task_name}.json`` for a task mteb
-    does not have); a task name that would leave ``folder`` raises ``ResultPathError``."""
-    name = f"{safe_path_component(task_name, 'task name')}.json"
+    does not have); a task name that would leave ``folder`` raises ``UnsafePathError``."""
+    name = f"{safe_path_component(task_name, 'task name', inside=_OUTPUT_FOLDER)}.json"
     return Path(folder) / name if mteb_task else Path(folder) / FASTMTEB_ONLY_DIR / name
 
 
@@ -255,9 +234,9 @@ class TaskResult:
 
     ``scores[split]`` is a list with one dict per hf_subset: the task type's metrics, then
     ``main_score``, ``hf_subset``, ``languages`` and ``mteb_version``. ``date`` is a POSIX
-    timestamp. ``task_type`` is not written to disk (mteb does not store it); ``from_disk`` looks
-    it up in the registry. ``provenance`` is written as the ``"fastmteb"`` key (None: not written,
-    e.g. a file mteb wrote).
+    timestamp. ``task_type`` is not written to disk (mteb does not store it); ``load_results``
+    takes it from the task metadata it is given. ``provenance`` is written as the ``"fastmteb"``
+    key (None: not written, e.g. a file mteb wrote).
     """
 
     dataset_revision: str
@@ -337,7 +316,7 @@ class TaskResult:
 
     @classmethod
     def from_disk(cls, path: str | os.PathLike[str]) -> TaskResult:
-        """Read a result file (ours or mteb's); ``task_type`` comes from the registry if known."""
+        """Read a result file (ours or mteb's); ``task_type`` is left None (not on disk)."""
         path = Path(path)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -345,9 +324,7 @@ class TaskResult:
             raise ResultFileError(
                 f"{path}: not valid JSON ({e}); delete it or rerun with overwrite"
             ) from e
-        result = cls.from_dict(data, source=str(path))
-        result.task_type = _registry_task_type(result.task_name)
-        return result
+        return cls.from_dict(data, source=str(path))
 
     def covers(self, splits: Iterable[str], subsets: Iterable[str]) -> bool:
         """True when every (split, subset) pair has a score entry (resume uses this)."""
@@ -372,17 +349,16 @@ class TaskResult:
         return float(np.mean(values)) if values else math.nan
 
 
-def _registry_task_type(task_name: str) -> str | None:
-    meta = _registry_meta(task_name)
+def _known_meta(
+    task_name: str, known_tasks: Mapping[str, TaskMetadata] | None
+) -> TaskMetadata | None:
+    # not ``known_tasks or {}``: the registry's catalogue would list all of mteb to answer bool()
+    return None if known_tasks is None else known_tasks.get(task_name)
+
+
+def _known_type(task_name: str, known_tasks: Mapping[str, TaskMetadata] | None) -> str | None:
+    meta = _known_meta(task_name, known_tasks)
     return None if meta is None else meta.type
-
-
-def _registry_meta(task_name: str) -> TaskMetadata | None:
-    try:
-        from fastmteb.tasks.registry import TASKS
-    except ImportError:
-        return None
-    return TASKS.get(task_name)
 
 
 def write_model_meta(
@@ -482,9 +458,12 @@ def _model_label(revision_dir: Path) -> tuple[str, str]:
     return revision_dir.parent.name.replace("__", "/"), revision_dir.name
 
 
-def load_results(*folders: str | os.PathLike[str]) -> dict[str, dict[str, TaskResult]]:
+def load_results(
+    *folders: str | os.PathLike[str], known_tasks: Mapping[str, TaskMetadata] | None = None
+) -> dict[str, dict[str, TaskResult]]:
     """Read result folders (an output folder, one model's folder, or one revision folder),
-    the ``fastmteb-only/`` results of tasks mteb does not have included.
+    the ``fastmteb-only/`` results of tasks mteb does not have included. A result of a task in
+    ``known_tasks`` (metadata by name, e.g. the registry's ``TASKS``) gets its ``task_type``.
 
     Returns ``{model: {task_name: TaskResult}}``. A model with results under several revisions is
     keyed ``"name@revision"`` for each of them, so that nothing is silently merged.
@@ -494,6 +473,7 @@ def load_results(*folders: str | os.PathLike[str]) -> dict[str, dict[str, TaskRe
         for path in iter_result_files(folder):
             name, revision = _model_label(path.parent)
             result = TaskResult.from_disk(path)
+            result.task_type = _known_type(result.task_name, known_tasks)
             by_model_rev.setdefault((name, revision), {})[result.task_name] = result
     revisions_per_name: dict[str, int] = {}
     for name, _ in by_model_rev:
@@ -559,17 +539,21 @@ def task_score(result: TaskResult | None, meta: TaskMetadata | None = None) -> f
 
 
 def summarize(
-    results: Mapping[str, TaskResult], tasks: Sequence[str | TaskMetadata] | None = None
+    results: Mapping[str, TaskResult],
+    tasks: Sequence[str | TaskMetadata] | None = None,
+    *,
+    known_tasks: Mapping[str, TaskMetadata] | None = None,
 ) -> Summary:
     """Aggregate one model's results; ``tasks`` (e.g. a benchmark) fixes which tasks count.
 
-    Without ``tasks`` every result present counts. Task types come from ``TaskMetadata`` objects,
-    else from the registry, else from ``TaskResult.task_type``; others are grouped as "Unknown".
+    Without ``tasks`` every result present counts. A task named by a string takes its metadata
+    from ``known_tasks`` (e.g. the registry's ``TASKS``) when it is there. Task types come from
+    the metadata, else from ``TaskResult.task_type``; others are grouped as "Unknown".
     """
     metas: dict[str, TaskMetadata | None] = {}
     for task in tasks if tasks is not None else list(results):
         if isinstance(task, str):
-            metas[task] = _registry_meta(task)
+            metas[task] = _known_meta(task, known_tasks)
         else:
             metas[task.name] = task
     per_task: dict[str, float | None] = {}
@@ -600,17 +584,21 @@ def summarize(
 def compare(
     results_by_model: Mapping[str, Mapping[str, TaskResult]],
     tasks: Sequence[str | TaskMetadata] | None = None,
+    *,
+    known_tasks: Mapping[str, TaskMetadata] | None = None,
 ) -> dict[str, Summary]:
     """One ``Summary`` per model over the same task list (by default the union of all models' tasks,
-    sorted by task type then name)."""
+    sorted by task type then name); ``known_tasks`` as for ``summarize``."""
     if tasks is None:  # every task any model has, grouped by type
         types: dict[str, str] = {}
         for model_results in results_by_model.values():
             for name, result in model_results.items():
-                types.setdefault(name, result.task_type or _registry_task_type(name) or "Unknown")
+                task_type = result.task_type or _known_type(name, known_tasks)
+                types.setdefault(name, task_type or "Unknown")
         tasks = sorted(types, key=lambda name: (types[name], name))
     return {
-        model: summarize(model_results, tasks) for model, model_results in results_by_model.items()
+        model: summarize(model_results, tasks, known_tasks=known_tasks)
+        for model, model_results in results_by_model.items()
     }
 
 

@@ -228,8 +228,8 @@ def extended_coverage() -> tuple[dict[str, Any], dict[str, str], dict[str, str]]
 
 def run_by_extras(reason: str | None) -> str | None:
     """How this module runs a task ``unsupported_reason`` rejected with ``reason`` (None: it does not)."""
-    from fastmteb.aggregate import AGGREGATE_REASON
     from fastmteb.fallback import SCORED_BY, _evaluation_only
+    from fastmteb.tasks.mteb_adapter import AGGREGATE_REASON
 
     if reason is None:
         return None

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from fastmteb import benchmark
+from fastmteb.benchmark import measure
 from fastmteb.benchmark import (
     BenchConfigError,
     add_bench_arguments,
@@ -176,5 +176,5 @@ def test_bad_options_exit_with_a_clear_message(tmp_path, capsys):
 
 
 def test_spread_formula():
-    spread = benchmark._spread([2.0, 4.0, 3.0])
+    spread = measure._spread([2.0, 4.0, 3.0])
     assert spread == {"median": 3.0, "min": 2.0, "max": 4.0, "stdev": 1.0, "rel_spread": pytest.approx(2 / 3)}

@@ -66,3 +66,15 @@ def test_every_extra_package_is_used_by_the_code():
                 or (name == "pytest-benchmark" and re.search(r"def test_\w+\([^)]*\bbenchmark\b", sources))
             )
             assert used, f"extra [{extra}] installs {name}, but no code imports {module}"
+
+
+def test_every_package_folder_is_listed_for_installation():
+    """setuptools installs only the listed packages: an unlisted one works in an editable install
+    and is missing from the wheel."""
+    dirs = PYPROJECT["tool"]["setuptools"]["package-dir"]
+    found = {
+        ".".join((package, *init.parent.relative_to(ROOT / folder).parts))
+        for package, folder in dirs.items()
+        for init in (ROOT / folder).rglob("__init__.py")
+    }
+    assert found == set(PYPROJECT["tool"]["setuptools"]["packages"])

@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 from datasets import Dataset, DatasetDict, Features, Sequence, Value
 
 from fastmteb.data.transforms import TaskDataError, apply_transform, column_values
-from fastmteb.provenance import note_read
+from fastmteb.data.reads import note_read
 from fastmteb.tasks.base import TaskMetadata
 
 __all__ = [
@@ -523,7 +523,7 @@ def _not_utf8(
 
 
 def _read_jsonl(meta: TaskMetadata, path: Path) -> list[dict[str, Any]]:
-    note_read(path)  # the result records a hash of every file read (fastmteb.provenance)
+    note_read(path)  # the result records a hash of every file read (fastmteb.data.reads)
     try:
         return _read_jsonl_rows(meta, path)
     except UnicodeDecodeError as exc:

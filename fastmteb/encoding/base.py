@@ -8,7 +8,7 @@ from typing import Any, Hashable, Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from fastmteb.tasks.base import PromptType
+from fastmteb.prompt_type import PromptType
 
 
 @dataclass(frozen=True)

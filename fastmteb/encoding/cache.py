@@ -32,6 +32,8 @@ from typing import Hashable, Sequence
 
 import numpy as np
 
+from fastmteb.paths import safe_path_component
+
 CACHE_FORMAT = "fastmteb-embeddings-v1"
 
 SHARD_BYTES = 32 * 1024 * 1024
@@ -75,9 +77,9 @@ class EmbeddingCache:
     """Embeddings of one model fingerprint, looked up by ``entry_digest``."""
 
     def __init__(self, cache_dir: str | Path, fingerprint: str) -> None:
-        from fastmteb.results import safe_path_component  # a user's encoder sets the fingerprint
-
-        self.fingerprint = safe_path_component(fingerprint, "encoder fingerprint")
+        self.fingerprint = safe_path_component(  # a user's encoder sets the fingerprint
+            fingerprint, "encoder fingerprint", inside="the cache folder"
+        )
         self.folder = Path(cache_dir) / self.fingerprint
         self._index: dict[bytes, tuple[np.ndarray, int]] | None = None
         self.rejected: list[Path] = []

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, Mapping
+from typing import Any, Mapping
 
-PromptType = Literal["query", "document"]
+from fastmteb.prompt_type import PromptType
 
 
 @dataclass(frozen=True)

@@ -30,12 +30,26 @@ from fastmteb.tasks.base import TaskMetadata
 from fastmteb.tasks.types import TASK_TYPE_OBJECTS, mteb_task_type, type_of_mteb_class
 
 __all__ = [
+    "AGGREGATE_REASON",
+    "EVALUATION_ONLY_REASONS",
     "FASTMTEB_TRANSFORMS",
     "LOCAL_OVERRIDES",
     "UnsupportedTaskError",
+    "evaluate_runs_beside",
     "metadata_from_task",
     "unsupported_reason",
 ]
+
+# The starts of ``unsupported_reason`` texts for tasks fastmteb.evaluate still runs, beside the
+# task types (fastmteb.run_extras): an aggregate (its parts run, then mteb combines them), and
+# reasons that concern only the evaluation (the task loads and encodes text like any other, so
+# mteb's evaluator fed with fastmteb's vectors scores it exactly: fastmteb.fallback).
+AGGREGATE_REASON = "aggregate task"
+EVALUATION_ONLY_REASONS = (
+    "the task replaces mteb's evaluation with its own",
+    # a task-specific metric fastmteb does not compute (the type's ``mteb_unsupported_reason``)
+    "main score ",
+)
 
 # Tasks whose ``dataset_transform`` fastmteb re-implements (fastmteb.data.transforms.TRANSFORMS).
 FASTMTEB_TRANSFORMS: dict[str, str] = {
@@ -85,8 +99,8 @@ def unsupported_reason(task: Any) -> str | None:
     m = task.metadata
     if has_mteb_base(task, "AbsTaskAggregate"):
         return (
-            "aggregate task (its score is the mean of other tasks' results: fastmteb.evaluate runs "
-            "its parts and combines them; elsewhere run the parts)"
+            f"{AGGREGATE_REASON} (its score is the mean of other tasks' results: fastmteb.evaluate "
+            "runs its parts and combines them; elsewhere run the parts)"
         )
     if m.type not in TASK_TYPE_OBJECTS:
         return f"task type {m.type!r} is not scored by fastmteb yet"
@@ -94,11 +108,17 @@ def unsupported_reason(task: Any) -> str | None:
         return f"modalities {list(m.modalities)}: fastmteb encodes text only"
     if own_definition(task, "_evaluate_subset") is not None or own_definition(task, "evaluate") is not None:
         return (
-            "the task replaces mteb's evaluation with its own (_evaluate_subset): fastmteb.evaluate "
+            f"{EVALUATION_ONLY_REASONS[0]} (_evaluate_subset): fastmteb.evaluate "
             "scores it with mteb's evaluator and fastmteb's embeddings"
         )
     task_type = type_of_mteb_class(task)
     return None if task_type is None else task_type.mteb_unsupported_reason(task)
+
+
+def evaluate_runs_beside(reason: str | None) -> bool:
+    """True when ``fastmteb.evaluate`` runs a task that ``unsupported_reason`` rejected with
+    ``reason`` anyway, beside the task types (an aggregate, or an evaluation-only reason)."""
+    return reason is not None and reason.startswith((AGGREGATE_REASON, *EVALUATION_ONLY_REASONS))
 
 
 def _type_params(task: Any) -> dict[str, Any]:

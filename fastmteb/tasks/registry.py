@@ -379,16 +379,16 @@ def get_benchmark(benchmark: str | Any) -> list[TaskMetadata]:
     """The runnable tasks of a benchmark (any mteb benchmark name or alias, an ``mteb.Benchmark``,
     or fastmteb's "fastmteb-mini"), in the benchmark's order, narrowed to its splits/subsets exactly
     as mteb narrows them. Tasks fastmteb cannot run are left out with a warning naming them."""
-    metas, skipped = benchmark_tasks(benchmark)
-    from fastmteb.run_extras import run_by_extras
+    from fastmteb.tasks.mteb_adapter import evaluate_runs_beside
 
+    metas, skipped = benchmark_tasks(benchmark)
     # aggregates and mteb-evaluator tasks: fastmteb.evaluate runs them beside these (run_extras)
-    extra = {name: run_by_extras(why) for name, why in skipped.items() if run_by_extras(why)}
+    extra = {name: why for name, why in skipped.items() if evaluate_runs_beside(why)}
     if extra:
         logger.info(
             "%s: fastmteb.evaluate also runs %s (not part of a prepared run or training callback)",
             getattr(benchmark, "name", benchmark),
-            "; ".join(f"{name} as {how}" for name, how in extra.items()),
+            "; ".join(f"{name} ({why})" for name, why in extra.items()),
         )
     skipped = {name: why for name, why in skipped.items() if name not in extra}
     if skipped:

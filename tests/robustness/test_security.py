@@ -19,7 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fastmteb
-from fastmteb.results import ResultPathError, model_result_dir, safe_path_component, task_result_path
+from fastmteb.paths import UnsafePathError, safe_path_component
+from fastmteb.results import model_result_dir, task_result_path
 
 REPO = Path(__file__).resolve().parents[2]
 SOURCES = [REPO / "fastmteb", REPO / "kernels"]
@@ -201,7 +202,7 @@ def test_result_paths_never_leave_the_output_folder(name, revision, task):
     try:
         folder = model_result_dir(out, name, revision)
         path = task_result_path(folder, task)
-    except ResultPathError as e:
+    except UnsafePathError as e:
         assert "output folder" in str(e)
         return
     assert _inside(path, out)
@@ -210,8 +211,8 @@ def test_result_paths_never_leave_the_output_folder(name, revision, task):
 
 @pytest.mark.parametrize("bad", ["..", ".", "", "a/../b", "/etc/passwd", "a\\..\\b", "x\x00y", "t\n"])
 def test_unsafe_components_are_rejected(bad):
-    with pytest.raises(ResultPathError):
-        safe_path_component(bad, "task name")
+    with pytest.raises(UnsafePathError, match="task name .* inside the output folder"):
+        safe_path_component(bad, "task name", inside="the output folder")
 
 
 @pytest.mark.parametrize("name,revision", [("..", None), ("org/model", "../../escape"),

@@ -82,6 +82,19 @@ def _restore_library_progress_state(state: dict[str, tuple]) -> None:
             datasets.logging.set_verbosity(verbosity)
 
 
+@pytest.fixture
+def fake_stack(fake_stack, monkeypatch):
+    """The runner's fake tasks, known by name to the task lookups the CLI makes for its summary."""
+    import fastmteb
+
+    def get_tasks(names, *, types=None):
+        return [fake_stack.tasks[name] for name in names]
+
+    monkeypatch.setattr(fastmteb, "get_tasks", get_tasks)
+    monkeypatch.setattr(fastmteb, "get_benchmark", lambda name: list(fake_stack.tasks.values()))
+    return fake_stack
+
+
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()
@@ -231,9 +244,8 @@ def test_package_api_is_light_and_complete():
     assert proc.stdout.split()[0] == "[]", proc.stdout + proc.stderr
 
     import fastmteb
-    from fastmteb.results import load_results
 
-    assert fastmteb.load_results is load_results
+    assert not set(fastmteb.__all__) - set(dir(fastmteb))
     assert [m.name for m in fastmteb.get_tasks(["STS12", "SciFact"])] == ["STS12", "SciFact"]
     assert "Tatoeba" in [m.name for m in fastmteb.get_benchmark("fastmteb-mini")]
     assert fastmteb.get_task("SICK-R").type == "STS"
@@ -252,14 +264,14 @@ def _tree(root: Path) -> list[str]:
 @pytest.fixture
 def refuse_model_loads(fake_stack, monkeypatch):
     """The fake tasks of ``fake_stack``, with every way to load a model failing the test."""
-    import fastmteb.benchmark as benchmark
+    import fastmteb.benchmark.measure as benchmark_measure
 
     def refuse(model, *args, **kwargs):
         raise AssertionError(f"a model ({model!r}) was loaded despite the bad input")
 
     fake_stack.replace(load_encoder=refuse)
-    monkeypatch.setattr(benchmark, "load_encoder", refuse)
-    monkeypatch.setattr(benchmark, "_as_torch_encoder", refuse)
+    monkeypatch.setattr(benchmark_measure, "load_encoder", refuse)
+    monkeypatch.setattr(benchmark_measure, "_as_torch_encoder", refuse)
     return fake_stack
 
 

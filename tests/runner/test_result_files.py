@@ -10,16 +10,17 @@ import sys
 import numpy as np
 import pytest
 
+from fastmteb import load_results, summarize  # the public ones: task types from the registry
+from fastmteb import results as results_module
 from fastmteb.results import (
     TaskResult,
     compare,
     comparison_tables,
-    load_results,
     round_scores,
-    summarize,
     write_json_atomic,
     write_model_meta,
 )
+from fastmteb.tasks.base import TaskMetadata
 
 
 def sts_entry(score: float, subset: str = "default", **extra) -> dict:
@@ -289,7 +290,6 @@ def test_summary_equals_mteb_benchmark_aggregation(tmp_path):
 
 
 def test_task_score_uses_only_the_benchmark_subsets():
-    from fastmteb.tasks.base import TaskMetadata
 
     meta = TaskMetadata(
         name="AmazonCounterfactualClassification",
@@ -307,6 +307,21 @@ def test_task_score_uses_only_the_benchmark_subsets():
     unknown = result("NotRegistered", 0.5, subsets=("en", "de"))
     unknown.scores["test"][1]["main_score"] = 0.9
     assert summarize({"NotRegistered": unknown}).per_task["NotRegistered"] == pytest.approx(0.7)
+
+
+def test_results_take_task_types_only_from_the_metadata_they_are_given(tmp_path):
+    folder = tmp_path / "org__a" / "r1"
+    write_model_meta(folder, name="org/a", revision="r1")
+    result("STS12", 0.5).to_disk(folder / "STS12.json")
+    known = {"STS12": TaskMetadata(name="STS12", type="STS", hf_path="p", hf_revision="r",
+                                   main_score="cosine_spearman")}
+    assert results_module.load_results(tmp_path)["org/a"]["STS12"].task_type is None
+    typed = results_module.load_results(tmp_path, known_tasks=known)
+    assert typed["org/a"]["STS12"].task_type == "STS"
+    one = {"STS12": result("STS12", 0.5)}
+    assert results_module.summarize(one).task_types == {"STS12": "Unknown"}
+    assert results_module.summarize(one, known_tasks=known).task_types == {"STS12": "STS"}
+    assert compare({"m": one}, known_tasks=known)["m"].per_type == {"STS": 0.5}
 
 
 def test_comparison_tables_put_models_side_by_side():
