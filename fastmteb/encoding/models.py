@@ -401,12 +401,10 @@ class TorchEncoder:
             empty = np.zeros((0, self.embedding_dim or 0), dtype=np.float32)
             return torch.from_numpy(empty).to(self.device) if keep_on_device else empty
         prompt_length = self._prompt_length(self.resolved_prompt(ctx))
-        forward = self._forward
-        if prompt_length is not None:
-
-            def forward(batch: PaddedBatch) -> torch.Tensor:
+        def forward(batch: PaddedBatch) -> torch.Tensor:
+            if prompt_length is not None:
                 batch.extra["prompt_length"] = prompt_length
-                return self._forward(batch)
+            return self._forward(batch)
 
         module = self.module
         was_training = module.training

@@ -22,6 +22,7 @@ from fastmteb.runner.resume import folder_of_model, plan
 from fastmteb.runner.writing import write_results
 
 if TYPE_CHECKING:
+    from fastmteb.encoding.base import Encoder
     from fastmteb.tasks.base import TaskMetadata
 
 logger = logging.getLogger("fastmteb")
