@@ -487,7 +487,7 @@ def load_results(
 
 
 # ---------------------------------------------------------------------------------------------
-# Aggregation (spec §4.4, mteb benchmarks/_benchmark_metrics.py)
+# Aggregation (mteb ``benchmarks/_benchmark_metrics.py``: Mean (Task), Mean (TaskType))
 
 
 @dataclass(frozen=True)

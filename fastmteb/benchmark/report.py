@@ -107,10 +107,7 @@ def write_plots(report: dict[str, Any], output_dir: str | Path) -> list[Path]:
     axes[0][0].legend(fontsize=7)
     fig.suptitle(f"Encoding throughput — {title}\nmedian of {report['settings']['repeats']} repeats, "
                  f"bars = min..max{busy}")
-    fig.tight_layout()
-    paths.append(output_dir / "throughput.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    paths.append(_save(fig, output_dir / "throughput.png"))
 
     fig, axes = plt.subplots(1, len(buckets), figsize=(4.2 * len(buckets), 3.8), squeeze=False)
     delta_key = "cuda_delta" if cuda else "rss_delta"
@@ -127,10 +124,7 @@ def write_plots(report: dict[str, Any], output_dir: str | Path) -> list[Path]:
     what = "CUDA max_memory_allocated" if cuda else f"peak RSS ({report['results'][0]['memory']['rss_method']})"
     fig.suptitle(f"Peak memory over the timed repeats — {title}\n{what} minus the value at start ({baseline})"
                  f"{busy}")
-    fig.tight_layout()
-    paths.append(output_dir / "memory.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    paths.append(_save(fig, output_dir / "memory.png"))
     return paths
 
 
@@ -141,3 +135,12 @@ def write_report(report: dict[str, Any], output_dir: str | Path) -> list[Path]:
     path = output_dir / "bench.json"
     path.write_text(json.dumps(report, indent=2, allow_nan=True) + "\n", encoding="utf-8")
     return [path, *write_plots(report, output_dir)]
+
+
+def _save(fig: Any, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -306,7 +306,7 @@ class TorchEncoder:
         return getattr(self.hf_model.config, "hidden_size", None)
 
     def resolved_prompt(self, ctx: EncodeContext) -> str:
-        """The prompt string mteb + sentence-transformers prepend for ``ctx`` (spec §1.4 A)."""
+        """The prompt string mteb + sentence-transformers prepend for ``ctx`` (``fastmteb.encoding.prompts``)."""
         return resolve_prompt(
             self.prompts,
             ctx,

@@ -1,4 +1,5 @@
-"""Prompt resolution exactly as mteb 2.x + sentence-transformers apply it (spec §1.4 A).
+"""Prompt resolution exactly as mteb 2.x + sentence-transformers apply it (mteb's
+``models/sentence_transformer_wrapper.py`` and ``abs_encoder.get_prompt_name``).
 
 mteb's ``SentenceTransformerEncoderWrapper`` looks a prompt *name* up in the model's prompt dict
 (``abs_encoder.get_prompt_name``) in this order, first hit wins:

@@ -1,6 +1,6 @@
 """Run tasks end to end: load and prepare every task, encode every text once, score, write results.
 
-One run (DESIGN.md "Data flow")::
+One run (docs/architecture.md, "The data flow of a run")::
 
     resolve tasks ─▶ skip finished ones ─▶ load + prepare each task (raw data dropped once prepared)
       ─▶ one TextPool gets every task's requests ─▶ pool.embeddings() (encode once)

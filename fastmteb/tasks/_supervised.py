@@ -45,6 +45,26 @@ class ProbePrepared:
     eval_targets: list[Any]
     folds: list[tuple[np.ndarray, np.ndarray]] | None = None  # cross-validation (train, val) rows
 
+    @classmethod
+    def from_experiments(
+        cls,
+        train_texts: list[str],
+        train_targets: list[Any],
+        experiments: list[list[int]],
+        eval_texts: list[str],
+        eval_targets: list[Any],
+    ) -> ProbePrepared:
+        """Held-out evaluation: only the train rows some experiment uses are encoded."""
+        train_rows = union_of_experiments(experiments)
+        return cls(
+            train_texts=[train_texts[i] for i in train_rows],
+            train_rows=train_rows,
+            train_targets=train_targets,
+            experiments=experiments,
+            eval_texts=eval_texts,
+            eval_targets=eval_targets,
+        )
+
 
 def union_of_experiments(experiments: list[list[int]]) -> np.ndarray:
     """Train rows any experiment uses, ascending (int64): mteb encodes exactly these, once."""
@@ -116,14 +136,8 @@ class SupervisedProbe(RowType, MtebTaskReader):
         eval_texts, eval_targets = self._rows(meta, raw, split)
         self.check_eval_targets(meta, eval_targets)
         experiments = self.sample_experiments(meta, [train_targets] * param(meta, "n_experiments", 10))
-        train_rows = union_of_experiments(experiments)
-        return ProbePrepared(
-            train_texts=[train_texts[i] for i in train_rows],
-            train_rows=train_rows,
-            train_targets=train_targets,
-            experiments=experiments,
-            eval_texts=eval_texts,
-            eval_targets=eval_targets,
+        return ProbePrepared.from_experiments(
+            train_texts, train_targets, experiments, eval_texts, eval_targets
         )
 
     def _prepare_cross_validation(

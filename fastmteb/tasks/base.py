@@ -1,6 +1,6 @@
 """Task metadata and the contract every task-type module follows.
 
-A task is metadata plus its type's functions (see DESIGN.md):
+A task is metadata plus its type's functions (docs/architecture.md, "Task types"):
 
     prepare(meta, raw, split, subset) -> Prepared     # everything that does not depend on a model
     requests(prepared) -> dict[str, TextRequest]     # which texts must be embedded, with which prompt type

@@ -32,7 +32,6 @@ from fastmteb.tasks._supervised import (
     ProbePrepared,
     SupervisedProbe,
     average_experiments,
-    union_of_experiments,
 )
 from fastmteb.tasks.base import TaskMetadata
 
@@ -157,14 +156,8 @@ class MultilabelClassification(SupervisedProbe):
             keep = _multilabel_subsample(eval_labels, max_eval)
             eval_texts = [eval_texts[i] for i in keep]
             eval_labels = [eval_labels[i] for i in keep]
-        train_rows = union_of_experiments(experiments)
-        return ProbePrepared(
-            train_texts=[train_texts[i] for i in train_rows],
-            train_rows=train_rows,
-            train_targets=train_labels,
-            experiments=experiments,
-            eval_texts=eval_texts,
-            eval_targets=eval_labels,
+        return ProbePrepared.from_experiments(
+            train_texts, train_labels, experiments, eval_texts, eval_labels
         )
 
     def score(self, meta: TaskMetadata, prepared: ProbePrepared, embeddings: Mapping[str, Any]) -> dict:
