@@ -7,7 +7,8 @@ Every result file fastmteb writes carries a top-level ``"fastmteb"`` object (mte
       "version": "0.1.0",                              # fastmteb that wrote the file
       "model": {"name", "revision", "model_fingerprint", "fingerprint"},
       "settings": {"dtype", "spill_dtype", "prompts",  # these decide resume
-                   "device", "batch_tokens", "max_embedding_memory"},   # recorded only
+                   "device", "batch_tokens", "max_embedding_memory",    # recorded only
+                   "resident"},  # the device the vectors were scored on, null: host arrays
       "data": {"source": "hub", "hf_path", "revision"}
             | {"source": "local" | "bundled", "folder", "files": {relative path: sha256}, "sha256"}
     }
@@ -44,7 +45,8 @@ __all__ = ["PROVENANCE_KEY", "RESUME_SETTINGS", "record_reads", "note_read", "re
 #: Settings that change scores: a stored result with other values is evaluated again.
 #: ``dtype`` is the compute dtype the encoder used (None for a model fastmteb does not run itself),
 #: ``spill_dtype`` float16 rounds the embeddings, ``prompts`` are the prompts the encoder applies.
-#: Not deciding (recorded only): ``device``, ``batch_tokens``, ``max_embedding_memory`` - they
+#: Not deciding (recorded only): ``device``, ``batch_tokens``, ``max_embedding_memory``,
+#: ``resident`` (where the vectors were scored: a device, or null for host arrays) - they
 #: change how the work is cut, not what is computed (float32 reduction order aside, the same noise
 #: as between two runs of mteb with different batch sizes), so a run that ran out of memory can be
 #: resumed with a smaller batch budget or on another device.

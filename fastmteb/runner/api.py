@@ -328,6 +328,7 @@ def evaluate(
                 try:
                     run.embed(resident=resident)
                     run.release_pool()
+                    settings["resident"] = run.embeddings_device  # recorded only, as device
                     run_settings = {
                         "device": device,
                         "dtype": dtype,

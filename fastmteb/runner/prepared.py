@@ -458,6 +458,16 @@ class PreparedRun:
             )
         return self.embeddings
 
+    @property
+    def embeddings_device(self) -> str | None:
+        """Where the last ``embed()`` left the vectors: the torch device of a resident run
+        (e.g. ``"cuda:0"``), None for host arrays (numpy, a spill file)."""
+        import torch
+
+        if isinstance(self.embeddings, torch.Tensor):
+            return str(self.embeddings.device)
+        return None
+
     def release_pool(self) -> None:
         """Drop the pool (texts, token ids, vectors) once embedded: frees memory before scoring."""
         self.pool = None

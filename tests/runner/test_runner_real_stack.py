@@ -284,3 +284,16 @@ def test_callables_of_one_name_holding_other_state_keep_their_own_results(tmp_pa
     assert runs[0].output_dir != runs[1].output_dir and runs[2].output_dir == runs[0].output_dir
     assert runs[0][0].get_score() != runs[1][0].get_score()
     assert len(load_results(out)) == 2
+
+
+@pytest.mark.parametrize("resident, expected", [(False, None), (True, "cpu")])
+def test_the_result_records_where_the_vectors_were_scored(tmp_path, tiny_sts, resident, expected):
+    """``settings.resident``: the device of a resident run, null for host arrays; recorded only."""
+    out = tmp_path / "results"
+    run = fastmteb.evaluate(bag_of_words, ["STSBenchmark"], output_folder=out, data_dir=tiny_sts,
+                            progress=False, resident=resident)
+    record = json.loads((run.output_dir / "STSBenchmark.json").read_text())["fastmteb"]
+    assert record["settings"]["resident"] == expected
+    again = fastmteb.evaluate(bag_of_words, ["STSBenchmark"], output_folder=out, data_dir=tiny_sts,
+                              progress=False, resident=not resident)
+    assert again.skipped == ["STSBenchmark"]  # where the vectors lived does not block resume
