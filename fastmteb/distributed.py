@@ -10,19 +10,17 @@ Retrieval: rank ``r`` searches its contiguous corpus shard and the exact global 
 from the local ones (``fastmteb.kernels.sharded_topk``, to which the runner hands this context
 as its ``Communicator``). Rank 0 writes the files.
 
-``Distributed`` is the context (rank, world size, backend) with the few collectives fastmteb needs;
-the runner installs it as the process-wide current one (``use``), and the layers below ask for it
-with ``current()`` instead of taking an argument. Outside a run the current context is the
-single-process one, whose collectives are identities.
+``Distributed`` is the context (rank, world size, backend) with the few collectives fastmteb needs.
+The runner builds it once and hands it to what needs it: the text pool (``communicator=``) and
+the retrieval search (``PreparedRun.communicator``). ``SINGLE_PROCESS`` is the one-process
+context, whose collectives are identities.
 """
 
 from __future__ import annotations
 
 import atexit
-import contextlib
 import logging
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Union
@@ -300,21 +298,5 @@ def _destroy_owned_group() -> None:
 
 # -- the process-wide current context ------------------------------------------------------------
 
-_SINGLE = Distributed()
-_current: Distributed = _SINGLE
-
-
-def current() -> Distributed:
-    """The context installed by the running ``evaluate`` (single-process outside one)."""
-    return _current
-
-
-@contextlib.contextmanager
-def use(context: Distributed) -> Iterator[Distributed]:
-    """Install ``context`` as ``current()`` for the ``with`` block (restored after)."""
-    global _current
-    previous, _current = _current, context
-    try:
-        yield context
-    finally:
-        _current = previous
+#: The single-process context: what a run or a text pool uses without torchrun.
+SINGLE_PROCESS = Distributed()

@@ -161,7 +161,8 @@ def finish_extras(
             from fastmteb.encoding import TextPool
 
             pool = TextPool(
-                encoder, cache_dir=cache_dir, progress=progress, fingerprint=fingerprint
+                encoder, cache_dir=cache_dir, progress=progress, fingerprint=fingerprint,
+                communicator=dist,
             )
         try:
             result = fb.evaluate_with_mteb(task, encoder, pool=pool)

@@ -26,8 +26,7 @@ from typing import Any, Callable, Hashable, Sequence
 import numpy as np
 import torch
 
-from fastmteb.distributed import Distributed, shard_bounds
-from fastmteb.distributed import current as current_distributed
+from fastmteb.distributed import SINGLE_PROCESS, Distributed, shard_bounds
 from fastmteb.encoding.base import EncodeContext, Encoder
 from fastmteb.encoding.batching import EncodeStats
 from fastmteb.encoding.cache import CacheDisabledWarning, EmbeddingCache, entry_digest, shard_rows
@@ -49,6 +48,7 @@ class TextPool:
         spill_dtype: str = "float32",
         cache_shard_rows: int | None = None,
         fingerprint: str | None = None,
+        communicator: Distributed | None = None,
     ) -> None:
         """``cache_dir``: verified on-disk embedding cache (``fastmteb.encoding.cache``), used only
         for an encoder whose ``fingerprint`` is not None (a callable or mteb-protocol model needs
@@ -57,6 +57,8 @@ class TextPool:
         of the embedding size, about 32 MiB of vectors; times the world size under torchrun).
         ``fingerprint``: ``encoder.fingerprint`` when the caller has it already (hashing a torch
         model's weights takes a while); used until ``reset_embeddings`` (the weights may change).
+        ``communicator``: the ranks of a torchrun run (``fastmteb.distributed.Distributed``), which
+        share the encoding and all get every row; None: this process alone.
 
         ``max_embedding_memory`` (bytes, or "2GB"/"512MiB"; None = no limit): past it the
         vectors live in a spill file (``fastmteb.encoding.store``) in ``spill_dir`` (default
@@ -64,6 +66,7 @@ class TextPool:
         "float16": half the disk, rounded vectors), and ``embeddings()`` returns a lazy
         ``RowView`` instead of an ndarray."""
         self.encoder = encoder
+        self.communicator = communicator if communicator is not None else SINGLE_PROCESS
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.progress = progress
         self.max_embedding_bytes = parse_memory_size(max_embedding_memory)
@@ -225,7 +228,7 @@ class TextPool:
                 self._store_rows(hit_entries, np.stack([hits[p] for p in hits]))
                 self._cache_hits += len(hit_entries)
                 missing = np.flatnonzero(~self._done[: len(self._texts)])
-        dist = current_distributed()
+        dist = self.communicator
         if dist.is_distributed:
             # all ranks must encode the same entries in the same batches: one missed by any
             # rank's cache is encoded again everywhere
@@ -388,7 +391,7 @@ class TextPool:
         encoder's rows of one process stay a tensor on its device."""
         _, ctx = self._groups[group]
         stats = EncodeStats()
-        dist = current_distributed()
+        dist = self.communicator
         # duck-typed TokenizingEncoder check: isinstance() on the protocol would evaluate the
         # (weight-hashing) fingerprint property
         tokenizing = all(

@@ -237,7 +237,6 @@ def evaluate(
     clustering, regression) and the top-k lists go to the CPU. ``True`` forces it (on the CPU
     too), ``False`` keeps the numpy path.
     """
-    from fastmteb.distributed import use as use_distributed
     from fastmteb.encoding.base import is_encoder
 
     if collaborators is None:
@@ -260,111 +259,111 @@ def evaluate(
     spill = _spill_settings(max_embedding_memory, cache_dir, output_folder, spill_dtype)
     dist = distributed_context(model, device, distributed, dist_backend)
     progress = progress and dist.is_main
-    with use_distributed(dist):
-        encoder = (
-            model
-            if is_encoder(model)
-            else collaborators.load_encoder(
-                model,
-                device=dist.encoder_device,
-                dtype=dtype,
-                prompts=prompts,
-                trust_remote_code=trust_remote_code,
-                batch_tokens=batch_tokens,
-            )
+    encoder = (
+        model
+        if is_encoder(model)
+        else collaborators.load_encoder(
+            model,
+            device=dist.encoder_device,
+            dtype=dtype,
+            prompts=prompts,
+            trust_remote_code=trust_remote_code,
+            batch_tokens=batch_tokens,
         )
-        clock = Clock()  # phases are timed from here: loading the model is not part of any task
-        model_fp, fingerprint = provenance.encoder_fingerprints(encoder)
-        settings = provenance.encoder_settings(
-            encoder, device=device, batch_tokens=batch_tokens, spill=spill
-        )
-        record = {
-            "version": provenance.version(),
-            "model": {
-                "name": encoder.name,
-                "revision": encoder.revision,
-                "model_fingerprint": model_fp,
-                "fingerprint": fingerprint,
-            },
-            "settings": settings,
-        }
-        out_dir = model_result_dir(
-            output_folder,
-            encoder.name,
-            provenance.revision_folder_name(encoder.revision, model_fp),
-        )
-        if dist.is_main:
-            out_dir = folder_of_model(out_dir, model_fp)
-        if dist.is_distributed:
-            out_dir = dist.broadcast_object(out_dir)
+    )
+    clock = Clock()  # phases are timed from here: loading the model is not part of any task
+    model_fp, fingerprint = provenance.encoder_fingerprints(encoder)
+    settings = provenance.encoder_settings(
+        encoder, device=device, batch_tokens=batch_tokens, spill=spill
+    )
+    record = {
+        "version": provenance.version(),
+        "model": {
+            "name": encoder.name,
+            "revision": encoder.revision,
+            "model_fingerprint": model_fp,
+            "fingerprint": fingerprint,
+        },
+        "settings": settings,
+    }
+    out_dir = model_result_dir(
+        output_folder,
+        encoder.name,
+        provenance.revision_folder_name(encoder.revision, model_fp),
+    )
+    if dist.is_main:
+        out_dir = folder_of_model(out_dir, model_fp)
+    if dist.is_distributed:
+        out_dir = dist.broadcast_object(out_dir)
 
-        def reuse_problem(meta: TaskMetadata, result: TaskResult) -> str | None:
-            return provenance.reuse_problem(
-                result.provenance,
-                model_fingerprint=model_fp,
-                fingerprint=fingerprint,
-                settings=settings,
-                meta=meta,
-                data_dir=data_dir,
-            )
-
-        outcome = Outcome()
-        pending = plan(metas, out_dir, overwrite, outcome, dist, reuse_problem)
-        if pending:
-            run = PreparedRun.load(
-                encoder,
-                pending,
-                collaborators=collaborators,
-                data_dir=data_dir,
-                cache_dir=cache_dir,
-                progress=progress,
-                clock=clock,
-                spill=spill,
-                fingerprint=fingerprint or None,  # hashed once above: the pool's cache key too
-            )
-            agree_on_loaded_tasks(run, dist)
-            outcome.failures.extend(run.failures)
-            if run.tasks:
-                try:
-                    run.embed(resident=resident)
-                    run.release_pool()
-                    settings["resident"] = run.embeddings_device  # recorded only, as device
-                    run_settings = {
-                        "device": device,
-                        "dtype": dtype,
-                        "batch_tokens": batch_tokens,
-                        "encoder_fingerprint": fingerprint,
-                        "model_fingerprint": model_fp,
-                    }
-                    if partial:  # tasks evaluated on the subsets/splits data_dir holds
-                        run_settings["partial_local_data"] = partial
-                    if spill:
-                        run_settings["max_embedding_memory"] = spill["max_embedding_memory"]
-                        run_settings["spill_dtype"] = spill["spill_dtype"]
-                    write_results(
-                        run, encoder, out_dir, run_settings, progress, outcome, dist, record
-                    )
-                finally:
-                    if _is_spilled(run.embeddings):
-                        run.embeddings.close()  # deletes the spill file now, not when GC finds it
-
-        finish_extras(
-            extras, encoder, out_dir, outcome,
-            overwrite=overwrite, cache_dir=cache_dir, progress=progress, dist=dist,
-            fingerprint=fingerprint or None,
+    def reuse_problem(meta: TaskMetadata, result: TaskResult) -> str | None:
+        return provenance.reuse_problem(
+            result.provenance,
+            model_fingerprint=model_fp,
+            fingerprint=fingerprint,
+            settings=settings,
+            meta=meta,
+            data_dir=data_dir,
         )
-        dist.barrier()
-        names = [*(meta.name for meta in metas), *extras.names()]
-        order = {name: i for i, name in enumerate(names)}
-        run_results = RunResults(
-            (outcome.results[name] for name in names if name in outcome.results),
-            failures=sorted(outcome.failures, key=lambda f: order[f.task_name]),
-            skipped=outcome.skipped,
-            output_dir=out_dir,
-            reevaluated=outcome.reevaluated,
+
+    outcome = Outcome()
+    pending = plan(metas, out_dir, overwrite, outcome, dist, reuse_problem)
+    if pending:
+        run = PreparedRun.load(
+            encoder,
+            pending,
+            collaborators=collaborators,
+            data_dir=data_dir,
+            cache_dir=cache_dir,
+            progress=progress,
+            clock=clock,
+            spill=spill,
+            fingerprint=fingerprint or None,  # hashed once above: the pool's cache key too
+            communicator=dist if dist.is_distributed else None,
         )
-        if dist.is_distributed:  # every rank returns what rank 0 wrote
-            run_results = from_main_rank(dist, run_results)
+        agree_on_loaded_tasks(run, dist)
+        outcome.failures.extend(run.failures)
+        if run.tasks:
+            try:
+                run.embed(resident=resident)
+                run.release_pool()
+                settings["resident"] = run.embeddings_device  # recorded only, as device
+                run_settings = {
+                    "device": device,
+                    "dtype": dtype,
+                    "batch_tokens": batch_tokens,
+                    "encoder_fingerprint": fingerprint,
+                    "model_fingerprint": model_fp,
+                }
+                if partial:  # tasks evaluated on the subsets/splits data_dir holds
+                    run_settings["partial_local_data"] = partial
+                if spill:
+                    run_settings["max_embedding_memory"] = spill["max_embedding_memory"]
+                    run_settings["spill_dtype"] = spill["spill_dtype"]
+                write_results(
+                    run, encoder, out_dir, run_settings, progress, outcome, dist, record
+                )
+            finally:
+                if _is_spilled(run.embeddings):
+                    run.embeddings.close()  # deletes the spill file now, not when GC finds it
+
+    finish_extras(
+        extras, encoder, out_dir, outcome,
+        overwrite=overwrite, cache_dir=cache_dir, progress=progress, dist=dist,
+        fingerprint=fingerprint or None,
+    )
+    dist.barrier()
+    names = [*(meta.name for meta in metas), *extras.names()]
+    order = {name: i for i, name in enumerate(names)}
+    run_results = RunResults(
+        (outcome.results[name] for name in names if name in outcome.results),
+        failures=sorted(outcome.failures, key=lambda f: order[f.task_name]),
+        skipped=outcome.skipped,
+        output_dir=out_dir,
+        reevaluated=outcome.reevaluated,
+    )
+    if dist.is_distributed:  # every rank returns what rank 0 wrote
+        run_results = from_main_rank(dist, run_results)
     if run_results.failures and raise_error:
         error = TaskFailedError(run_results)
         if len(run_results.failures) == 1 and run_results.failures[0].exception is not None:

@@ -35,7 +35,7 @@ class Collaborators:
     local_selection: Callable[[TaskMetadata, Any], TaskMetadata]
     release_loader_data: Callable[[], None]
     # fastmteb.encoding: load_encoder(model, **settings) -> Encoder;
-    # make_pool(encoder, *, cache_dir, progress, fingerprint, **spill) -> TextPool
+    # make_pool(encoder, *, cache_dir, progress, fingerprint, communicator, **spill) -> TextPool
     load_encoder: Callable[..., Encoder]
     make_pool: Callable[..., TextPool]
 

@@ -22,6 +22,7 @@ from fastmteb.runner.collaborators import Collaborators
 from fastmteb.runner.outcome import Outcome, TaskFailure, failure
 
 if TYPE_CHECKING:
+    from fastmteb.distributed import Distributed
     from fastmteb.encoding.base import Encoder
     from fastmteb.runner.resume import Pending
     from fastmteb.tasks.base import TaskMetadata
@@ -190,7 +191,9 @@ def _subset_languages(meta: TaskMetadata, subset: str) -> list[str]:
     return list(merged)
 
 
-def _score_unit(task: _Task, unit: _Unit, embeddings: np.ndarray) -> dict[str, Any]:
+def _score_unit(
+    task: _Task, unit: _Unit, embeddings: np.ndarray, communicator: Distributed | None = None
+) -> dict[str, Any]:
     meta = task.meta
     if _is_spilled(embeddings):
         # requests the task type streams itself (``lazy_requests``, e.g. a retrieval corpus)
@@ -202,10 +205,8 @@ def _score_unit(task: _Task, unit: _Unit, embeddings: np.ndarray) -> dict[str, A
         }
     else:
         per_request = {name: embeddings[idx] for name, idx in unit.indices.items()}
-    if scored_on_every_rank(task.task_type):  # its search is split over the ranks of the current run
-        from fastmteb.distributed import current
-
-        scores = task.task_type.score(meta, unit.prepared, per_request, communicator=current())
+    if scored_on_every_rank(task.task_type):  # its search is split over the run's ranks
+        scores = task.task_type.score(meta, unit.prepared, per_request, communicator=communicator)
     else:
         scores = task.task_type.score(meta, unit.prepared, per_request)
     where = f"task {meta.name!r} (split {unit.split!r}, subset {unit.subset!r})"
@@ -232,6 +233,8 @@ def _score_task(
     clock: Clock,
     encode_phase: dict[str, Any],
     encode_share: float,
+    *,
+    communicator: Distributed | None = None,
 ) -> TaskResult:
     start = clock.now()
     new_entries: dict[tuple[str, str], dict[str, Any]] = {}
@@ -239,7 +242,7 @@ def _score_task(
     for unit in task.units:
         t0 = clock.now()
         new_entries[(unit.split, unit.subset)] = _run_phase(
-            "score", _score_unit, task, unit, embeddings
+            "score", _score_unit, task, unit, embeddings, communicator
         )
         phases.append(clock.phase("Scoring", t0, clock.now(), unit.split, unit.subset))
     seconds = task.own_seconds + (clock.now() - start) + encode_share
@@ -354,6 +357,7 @@ class PreparedRun:
         *,
         collaborators: Collaborators,
         pool_settings: Mapping[str, Any] | None = None,
+        communicator: Distributed | None = None,
     ) -> None:
         self.encoder = encoder
         self.pool = pool
@@ -361,8 +365,10 @@ class PreparedRun:
         self.failures = failures
         self.clock = clock
         self.collaborators = collaborators
-        # collaborators.make_pool's keywords: cache_dir, progress, fingerprint, spill limits
+        # collaborators.make_pool's keywords: cache_dir, progress, fingerprint, communicator, spill
         self.pool_settings = dict(pool_settings or {})
+        # the ranks a retrieval search is split over (None: this process alone)
+        self.communicator = communicator
         self.embeddings: np.ndarray | None = None
         self.encode_phase: dict[str, Any] | None = None
 
@@ -380,16 +386,23 @@ class PreparedRun:
         clock: Clock | None = None,
         spill: Mapping[str, Any] | None = None,
         fingerprint: str | None = None,
+        communicator: Distributed | None = None,
     ) -> PreparedRun:
         """Load and prepare ``(meta, earlier result, (split, subset) pairs)`` and fill one pool.
 
         ``spill``: ``TextPool`` keywords ``max_embedding_memory``, ``spill_dir`` and
         ``spill_dtype`` (none: no limit). ``fingerprint``: ``encoder.fingerprint`` when the caller
         has it already (the weights do not change before ``embed``): the disk cache takes it
-        instead of hashing the weights again.
+        instead of hashing the weights again. ``communicator``: the ranks of a torchrun run, which
+        split each retrieval search (``fastmteb.kernels.sharded_topk``); None: one process.
         """
         clock = clock if clock is not None else Clock()
-        settings = {"cache_dir": cache_dir, "progress": progress, "fingerprint": fingerprint}
+        settings = {
+            "cache_dir": cache_dir,
+            "progress": progress,
+            "fingerprint": fingerprint,
+            "communicator": communicator,
+        }
         settings.update(spill or {})
         pool = collaborators.make_pool(encoder, **settings)
         outcome = Outcome()
@@ -405,6 +418,7 @@ class PreparedRun:
             clock,
             collaborators=collaborators,
             pool_settings=settings,
+            communicator=communicator,
         )
 
     @property
@@ -493,7 +507,8 @@ class PreparedRun:
             share = encode_seconds * task.encode_cost / total_cost
             try:
                 yield task.meta, _score_task(
-                    task, self.embeddings, self.clock, self.encode_phase, share
+                    task, self.embeddings, self.clock, self.encode_phase, share,
+                    communicator=self.communicator,
                 )
             except _TaskError as e:
                 yield task.meta, failure(task.meta.name, e.phase, e.cause)

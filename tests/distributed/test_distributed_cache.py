@@ -22,7 +22,7 @@ def free_port() -> int:
 def _worker(rank: int, world_size: int, port: int, model: str, cache: str, out: str) -> None:
     import torch.distributed as tdist
 
-    from fastmteb.distributed import Distributed, use
+    from fastmteb.distributed import Distributed
     from fastmteb.encoding import EncodeContext, TextPool, load_encoder
     from fastmteb.encoding import cache as cache_module
 
@@ -39,13 +39,14 @@ def _worker(rank: int, world_size: int, port: int, model: str, cache: str, out: 
     try:
         encoder = load_encoder(model, device="cpu", dtype="float32", batch_tokens=256)
         report = {}
-        with use(Distributed(rank, world_size, rank, "gloo")):
-            for attempt in ("first", "second"):
-                pool = TextPool(encoder, cache_dir=cache, progress=False, cache_shard_rows=8)
-                pool.add(TEXTS, EncodeContext("STSBenchmark", "STS"))
-                np.save(Path(out) / f"{attempt}-{rank}.npy", pool.embeddings())
-                report[attempt] = {"writes": list(writes), **pool.stats}
-                writes.clear()
+        ranks = Distributed(rank, world_size, rank, "gloo")
+        for attempt in ("first", "second"):
+            pool = TextPool(encoder, cache_dir=cache, progress=False, cache_shard_rows=8,
+                            communicator=ranks)
+            pool.add(TEXTS, EncodeContext("STSBenchmark", "STS"))
+            np.save(Path(out) / f"{attempt}-{rank}.npy", pool.embeddings())
+            report[attempt] = {"writes": list(writes), **pool.stats}
+            writes.clear()
         (Path(out) / f"report-{rank}.json").write_text(json.dumps(report))
         tdist.barrier()
     finally:

@@ -141,9 +141,9 @@ def test_encoding_time_is_shared_by_encoded_tokens_not_characters(tmp_path, tiny
     shares: dict[str, float] = {}
     original = prepared._score_task
 
-    def score_task(task, *args):
+    def score_task(task, *args, **kwargs):
         shares[task.meta.name] = args[-1]  # the encode_share argument
-        return original(task, *args)
+        return original(task, *args, **kwargs)
 
     monkeypatch.setattr(prepared, "_score_task", score_task)
     results = {meta.name: outcome for meta, outcome in run.scored()}
