@@ -637,3 +637,17 @@ def comparison_tables(summaries: Mapping[str, Summary], *, title: str | None = N
     types_table.add_row("Mean (Task)", *(_fmt(summaries[m].mean_task) for m in models))
     types_table.add_row("Mean (TaskType)", *(_fmt(summaries[m].mean_task_type) for m in models))
     return [tasks_table, types_table]
+
+
+def __getattr__(name: str) -> Any:
+    # names that moved in the architecture step (0.1.x): still importable, with a warning
+    if name == "ResultPathError":
+        import warnings
+
+        warnings.warn(
+            "fastmteb.results.ResultPathError is now fastmteb.paths.UnsafePathError",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return UnsafePathError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
