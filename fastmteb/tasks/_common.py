@@ -22,7 +22,7 @@ from sklearn.metrics.pairwise import (
 )
 
 from fastmteb.kernels import unit_rows
-from fastmteb.tasks.base import TaskMetadata
+from fastmteb.tasks.base import TaskMetadata, TextRequest
 
 SEED = 42  # mteb's task seed (AbsTask(seed=42)); every sampler below starts from it
 
@@ -134,6 +134,21 @@ def device_embedding(
     if isinstance(array, np.ndarray) and array.dtype != np.float32:
         return array.astype(np.float32)
     return array
+
+
+def pair_prompt_types(meta: TaskMetadata) -> tuple[Any, Any]:
+    """The prompt types of a sentence pair's two sides (mteb's ``input1_prompt_type`` and
+    ``input2_prompt_type``, default None: no query/document prompt)."""
+    return param(meta, "input1_prompt_type", None), param(meta, "input2_prompt_type", None)
+
+
+def sentence_pair_requests(prepared: Any) -> dict[str, TextRequest]:
+    """``sentence1`` and ``sentence2`` of a prepared pair task (STS, pair classification), each with
+    its side's prompt type (``prepared.prompt_types``)."""
+    return {
+        "sentence1": TextRequest(prepared.sentence1, prepared.prompt_types[0]),
+        "sentence2": TextRequest(prepared.sentence2, prepared.prompt_types[1]),
+    }
 
 
 def paired_scores(

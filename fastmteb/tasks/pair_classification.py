@@ -15,7 +15,15 @@ from typing import Any, Mapping
 import numpy as np
 
 from fastmteb import kernels
-from fastmteb.tasks._common import RowType, column, device_embedding, paired_scores, param, split_rows
+from fastmteb.tasks._common import (
+    RowType,
+    column,
+    device_embedding,
+    pair_prompt_types,
+    paired_scores,
+    sentence_pair_requests,
+    split_rows,
+)
 from fastmteb.tasks._mteb_task import MtebTaskReader, plain
 from fastmteb.tasks.base import TaskMetadata, TextRequest
 
@@ -81,14 +89,11 @@ class PairClassification(RowType, MtebTaskReader):
             sentence1=list(sentence1),
             sentence2=list(sentence2),
             labels=np.asarray(labels, dtype=np.int64),
-            prompt_types=(param(meta, "input1_prompt_type", None), param(meta, "input2_prompt_type", None)),
+            prompt_types=pair_prompt_types(meta),
         )
 
     def requests(self, prepared: PairPrepared) -> dict[str, TextRequest]:
-        return {
-            "sentence1": TextRequest(prepared.sentence1, prepared.prompt_types[0]),
-            "sentence2": TextRequest(prepared.sentence2, prepared.prompt_types[1]),
-        }
+        return sentence_pair_requests(prepared)
 
     def score(self, meta: TaskMetadata, prepared: PairPrepared, embeddings: Mapping[str, Any]) -> dict:
         """``{name}_{accuracy,f1,precision,recall,ap}`` per similarity function, then ``max_*``.

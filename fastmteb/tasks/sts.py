@@ -18,8 +18,10 @@ from fastmteb.tasks._common import (
     column,
     device_embedding,
     float64,
+    pair_prompt_types,
     paired_scores,
     param,
+    sentence_pair_requests,
     split_rows,
 )
 from fastmteb.tasks._mteb_task import MtebTaskReader, plain, renamed_sentence_pair
@@ -57,14 +59,11 @@ class STS(RowType, MtebTaskReader):
             sentence1=column(meta, rows, "sentence1", f"split {split!r}"),
             sentence2=column(meta, rows, "sentence2", f"split {split!r}"),
             gold=gold,
-            prompt_types=(param(meta, "input1_prompt_type", None), param(meta, "input2_prompt_type", None)),
+            prompt_types=pair_prompt_types(meta),
         )
 
     def requests(self, prepared: STSPrepared) -> dict[str, TextRequest]:
-        return {
-            "sentence1": TextRequest(prepared.sentence1, prepared.prompt_types[0]),
-            "sentence2": TextRequest(prepared.sentence2, prepared.prompt_types[1]),
-        }
+        return sentence_pair_requests(prepared)
 
     def score(self, meta: TaskMetadata, prepared: STSPrepared, embeddings: Mapping[str, Any]) -> dict:
         r"""Pearson and Spearman of gold vs each similarity (distances negated, as mteb).
