@@ -78,3 +78,12 @@ def test_every_package_folder_is_listed_for_installation():
         for init in (ROOT / folder).rglob("__init__.py")
     }
     assert found == set(PYPROJECT["tool"]["setuptools"]["packages"])
+
+
+def test_the_installed_version_is_the_one_in_version_py():
+    """pyproject.toml reads the version from fastmteb/version.py: one place to bump it."""
+    from importlib.metadata import version
+
+    import fastmteb
+
+    assert version("fastmteb") == fastmteb.__version__
