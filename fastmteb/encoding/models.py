@@ -302,7 +302,10 @@ class TorchEncoder:
     @property
     def embedding_dim(self) -> int | None:
         if self.sentence_transformer is not None:
-            return self.sentence_transformer.get_sentence_embedding_dimension()
+            # sentence-transformers 6 renamed get_sentence_embedding_dimension (a deprecated alias)
+            st = self.sentence_transformer
+            dimension = getattr(st, "get_embedding_dimension", None) or st.get_sentence_embedding_dimension
+            return dimension()
         return getattr(self.hf_model.config, "hidden_size", None)
 
     def resolved_prompt(self, ctx: EncodeContext) -> str:
