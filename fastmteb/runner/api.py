@@ -62,6 +62,7 @@ def resolve_tasks(
         items = [tasks] if single or is_benchmark(tasks) else list(tasks)
         for item in items:
             if isinstance(item, TaskMetadata):
+                collaborators.get_task_type(item.type)  # an unknown type fails now, naming close ones
                 requested.append(item)
             elif is_benchmark(item):
                 requested.extend(collaborators.get_benchmark(item))

@@ -210,3 +210,21 @@ def test_each_type_reads_every_column_attribute_its_mteb_classes_have():
                 assert declared.get(attr) == default, (task_type.name, class_name, attr, default)
                 checked += 1
     assert checked >= 10
+
+
+def test_evaluate_refuses_a_task_metadata_of_an_unknown_type_before_loading_a_model(tmp_path):
+    """Bad input fails before the model loads, not as a task failure after it."""
+    import dataclasses
+
+    import fastmteb
+    from fastmteb.runner import Collaborators
+    from fastmteb.tasks.base import TaskMetadata
+
+    loads = []
+    collaborators = dataclasses.replace(
+        Collaborators.default(), load_encoder=lambda *a, **k: loads.append(a)
+    )
+    with pytest.raises(UnknownTaskTypeError, match="STS"):
+        fastmteb.evaluate(None, [TaskMetadata("T", "STSS", "p", "r", "main")],
+                          output_folder=tmp_path, collaborators=collaborators)
+    assert loads == [] and not any(tmp_path.iterdir())
